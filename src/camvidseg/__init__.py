@@ -1,0 +1,45 @@
+"""camvidseg: semantic segmentation of street scenes with the CamVid HRNet model.
+
+Example:
+    >>> from camvidseg import CamVidPalette
+    >>> CamVidPalette.camvid32().name_of(17)
+    'Road'
+"""
+
+from __future__ import annotations
+
+from camvidseg._types import UNLABELLED
+from camvidseg._version import __version__
+from camvidseg.backends.base import Backend
+from camvidseg.exceptions import (
+    BackendError,
+    CamVidSegError,
+    ConfigError,
+    InvalidImageError,
+    ModelLoadError,
+    PaletteError,
+    UnknownColorError,
+)
+from camvidseg.palette import CamVidPalette, ClassGrouping, get_grouping
+from camvidseg.postprocess import ChannelLayout
+from camvidseg.segmenter import DEFAULT_HANDLE, Segmentation, Segmenter
+
+__all__ = [
+    "DEFAULT_HANDLE",
+    "UNLABELLED",
+    "Backend",
+    "BackendError",
+    "CamVidPalette",
+    "CamVidSegError",
+    "ChannelLayout",
+    "ClassGrouping",
+    "ConfigError",
+    "InvalidImageError",
+    "ModelLoadError",
+    "PaletteError",
+    "Segmentation",
+    "Segmenter",
+    "UnknownColorError",
+    "__version__",
+    "get_grouping",
+]

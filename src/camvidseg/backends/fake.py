@@ -1,0 +1,118 @@
+"""A deterministic numpy model whose answers are known exactly.
+
+Each pixel's class is the palette colour nearest to it (first id on ties). Scores are a softmax
+over ``-squared_distance / temperature`` with a real background channel, so tests can assert exact
+label maps and confidences, and everything above the backend runs for real without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import time
+
+import attrs
+import numpy as np
+from numpy.typing import NDArray
+
+from camvidseg._types import Scores
+from camvidseg.backends.base import check_batch
+from camvidseg.palette import CamVidPalette
+
+__all__ = ["NearestColorBackend", "nearest_color_logits"]
+
+#: Softmax temperature in squared 8-bit RGB units: neighbours ~64 levels apart differ by ~2 logits.
+DEFAULT_TEMPERATURE = 2048.0
+#: Logit of the background channel: the nearest class is 0, so background takes a visible share.
+DEFAULT_BACKGROUND_LOGIT = -1.0
+_VOID_ID = 30
+
+
+def nearest_color_logits(
+    batch: NDArray[np.float32], colors: NDArray[np.uint8], temperature: float = DEFAULT_TEMPERATURE
+) -> NDArray[np.float32]:
+    """Logits ``-|rgb - colour|^2 / temperature`` per palette colour, ``[B, H, W, N]`` float32.
+
+    Pixel values are rounded back to 8-bit integers first, so the distances are exact integers
+    and the argmax is the nearest colour with ties to the lower id.
+    """
+    pixels = np.rint(batch * np.float32(255.0)).astype(np.float32)
+    table = colors.astype(np.float32)
+    # |p - c|^2 = |p|^2 - 2 p.c + |c|^2, exact in float32 for 8-bit integer values (< 2^24).
+    dist = (
+        np.sum(pixels * pixels, axis=-1, keepdims=True)
+        - 2.0 * (pixels @ table.T)
+        + np.sum(table * table, axis=-1)
+    )
+    logits: NDArray[np.float32] = (-dist / np.float32(temperature)).astype(np.float32)
+    return logits
+
+
+def _softmax(logits: NDArray[np.float32]) -> NDArray[np.float32]:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    probs: NDArray[np.float32] = (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
+    return probs
+
+
+@attrs.define
+class NearestColorBackend:
+    """Fake HRNet: nearest CamVid-32 colour per pixel, in either channel layout.
+
+    Args:
+        channels: 33 (background channel 0 + ids 0..31) or 32 (Void in channel 0, then the other
+            31 ids in order).
+        temperature: Softmax temperature in squared 8-bit units.
+        background_logit: Logit of channel 0 in the 33-channel layout.
+        latency: Seconds to sleep per call, to simulate a slow model in benchmarks.
+        feature_dim: Channels of :meth:`get_features` (720 like HRNet-W48).
+
+    Example:
+        >>> backend = NearestColorBackend()
+        >>> batch = np.zeros((1, 1, 2, 3), np.float32); batch[0, 0, 1] = [128/255, 64/255, 128/255]
+        >>> backend.predict(batch).argmax(-1).tolist()  # channel = id + 1
+        [[[31, 18]]]
+    """
+
+    channels: int = attrs.field(default=33)
+    temperature: float = DEFAULT_TEMPERATURE
+    background_logit: float = DEFAULT_BACKGROUND_LOGIT
+    latency: float = 0.0
+    feature_dim: int = 720
+    input_multiple: int = 1
+    calls: int = attrs.field(default=0, init=False)
+
+    @channels.validator
+    def _check_channels(self, attribute: attrs.Attribute[int], value: int) -> None:
+        if value not in (32, 33):
+            raise ValueError(f"channels must be 32 or 33 (got {value})")
+
+    @property
+    def name(self) -> str:
+        return f"fake:nearest-color-{self.channels}"
+
+    def logits(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Model logits ``[B, H, W, C]`` in this backend's channel layout."""
+        colors = CamVidPalette.camvid32().colors
+        by_id = nearest_color_logits(batch, colors, self.temperature)
+        if self.channels == 33:
+            background = np.full((*by_id.shape[:-1], 1), self.background_logit, np.float32)
+            return np.concatenate([background, by_id], axis=-1)
+        order = [_VOID_ID, *(i for i in range(32) if i != _VOID_ID)]
+        return by_id[..., order]
+
+    def predict(self, batch: NDArray[np.float32]) -> Scores:
+        check_batch(batch)
+        self.calls += 1
+        if self.latency:
+            time.sleep(self.latency)
+        return _softmax(self.logits(batch))
+
+    def get_features(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+        """``[B, ceil(H/4), ceil(W/4), feature_dim]``: 4x4 mean-pooled RGB, fixed projection."""
+        check_batch(batch)
+        b, h, w, _ = batch.shape
+        ph, pw = -h % 4, -w % 4
+        padded = np.pad(batch, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
+        pooled = padded.reshape(b, (h + ph) // 4, 4, (w + pw) // 4, 4, 3).mean(axis=(2, 4))
+        projection = np.random.default_rng(0).standard_normal((3, self.feature_dim))
+        features: NDArray[np.float32] = (pooled @ projection).astype(np.float32)
+        return features

@@ -1,0 +1,311 @@
+"""The TensorFlow Hub backend: the real HRNet CamVid model.
+
+This is the only module that imports TensorFlow, and only inside functions, so importing it (or
+camvidseg) stays cheap. ``tensorflow_hub.load`` resolves the handle: a local SavedModel folder, a
+tfhub.dev URL (downloaded once into ``TFHUB_CACHE_DIR``, following the redirect to Kaggle Models),
+or, through the optional ``kagglehub`` package, a Kaggle Models handle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import socket
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from camvidseg._types import Scores
+from camvidseg.backends.base import check_batch
+from camvidseg.exceptions import BackendError, ModelLoadError
+
+__all__ = [
+    "DEFAULT_HANDLE",
+    "KAGGLE_HANDLE",
+    "TFHubBackend",
+    "cache_folder",
+    "classify_handle",
+    "resolve_cache_dir",
+]
+
+log = logging.getLogger("camvidseg")
+
+#: The published model (tfhub.dev redirects to Kaggle Models).
+DEFAULT_HANDLE = "https://tfhub.dev/google/HRNet/camvid-hrnetv2-w48/1"
+#: The same model as a Kaggle Models handle (needs the ``kaggle`` extra).
+KAGGLE_HANDLE = "google/hrnet/tensorFlow2/camvid-hrnetv2-w48/1"
+#: Seconds a network read may stall before the download is abandoned.
+DEFAULT_TIMEOUT = 30.0
+
+HandleKind = Literal["path", "url", "kaggle"]
+_KAGGLE_RE = re.compile(r"^[\w.-]+/[\w.-]+/[\w.-]+/[\w.-]+(/\d+)?$")
+
+
+def classify_handle(handle: str) -> HandleKind:
+    """Tell what kind of model handle ``handle`` is.
+
+    Example:
+        >>> classify_handle(DEFAULT_HANDLE), classify_handle(KAGGLE_HANDLE), classify_handle(".")
+        ('url', 'kaggle', 'path')
+    """
+    if re.match(r"^(https?|gs)://", handle):
+        return "url"
+    if Path(handle).expanduser().exists():
+        return "path"
+    if _KAGGLE_RE.match(handle) and not handle.startswith((".", "/", "~")):
+        return "kaggle"
+    return "path"
+
+
+def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The TF Hub cache folder: ``cache_dir``, else ``$TFHUB_CACHE_DIR``, else
+    ``$TMPDIR/tfhub_modules`` (tensorflow_hub's own default)."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("TFHUB_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path(tempfile.gettempdir()) / "tfhub_modules"
+
+
+def cache_folder(handle: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where tensorflow_hub caches ``handle``: ``<cache dir>/<sha1 of the handle>``.
+
+    Example:
+        >>> cache_folder("x", "/c") == Path("/c", hashlib.sha1(b"x").hexdigest())
+        True
+    """
+    digest = hashlib.sha1(handle.encode("utf8")).hexdigest()
+    return resolve_cache_dir(cache_dir) / digest
+
+
+@contextlib.contextmanager
+def _download_settings(cache_dir: Path, timeout: float) -> Iterator[None]:
+    """Point tensorflow_hub at ``cache_dir`` and bound every socket read by ``timeout``.
+
+    tensorflow_hub calls ``urlopen`` without a timeout, so an unreachable network would hang;
+    the process-wide default is restored afterwards.
+    """
+    old_timeout = socket.getdefaulttimeout()
+    old_env = os.environ.get("TFHUB_CACHE_DIR")
+    os.environ["TFHUB_CACHE_DIR"] = str(cache_dir)
+    socket.setdefaulttimeout(timeout)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old_timeout)
+        if old_env is None:
+            os.environ.pop("TFHUB_CACHE_DIR", None)
+        else:
+            os.environ["TFHUB_CACHE_DIR"] = old_env
+
+
+def _advice(handle: str, cache_dir: Path) -> str:
+    return (
+        "To use a copy you already have: pass a local SavedModel folder "
+        "(--model /path/to/camvid-hrnetv2-w48, or Segmenter.from_hub('/path/...')), "
+        f"or put the cached model in {cache_folder(handle, cache_dir)} "
+        "(set TFHUB_CACHE_DIR or --cache-dir to the cache that holds it). "
+        "On a machine with internet, `camvidseg model download --cache-dir DIR` fills a cache "
+        "you can copy."
+    )
+
+
+@contextlib.contextmanager
+def _captured_stderr_fd() -> Iterator[None]:
+    """Send what C++ code writes to file descriptor 2 to the debug log instead.
+
+    TensorFlow's start-up chatter (CUDA probing, CPU features) is written by absl before any
+    log level applies; users see it only with ``-vv``.
+    """
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            chatter = sink.read().decode(errors="replace").strip()
+            if chatter:
+                log.debug("TensorFlow start-up output:\n%s", chatter)
+
+
+def _import_tf() -> tuple[Any, Any]:
+    if "tensorflow_hub" in sys.modules:  # imported already: skip the stderr capture
+        return sys.modules["tensorflow"], sys.modules["tensorflow_hub"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        with warnings.catch_warnings(), _captured_stderr_fd():
+            # tensorflow_hub imports the deprecated pkg_resources; not the user's concern.
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+            import tensorflow as tf
+            import tensorflow_hub as hub
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"TensorFlow and tensorflow_hub are needed to load the model ({exc}). "
+            "Install them with: pip install 'camvidseg[tf]'"
+        ) from None
+    return tf, hub
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}"[:300]
+
+
+def _resolve_kaggle(handle: str) -> str:
+    try:
+        import kagglehub
+    except ImportError:
+        raise ModelLoadError(
+            f"{handle!r} looks like a Kaggle Models handle, which needs the kagglehub package: "
+            "pip install 'camvidseg[kaggle]' (or pass the tfhub.dev URL or a local folder)"
+        ) from None
+    try:
+        return str(kagglehub.model_download(handle))
+    except Exception as exc:  # kagglehub raises many unrelated types on network errors
+        raise ModelLoadError(
+            f"could not download Kaggle model {handle!r} with kagglehub ({_short(exc)}). "
+            "Pass a local SavedModel folder instead, or fill kagglehub's cache "
+            "(KAGGLEHUB_CACHE) on a machine with internet."
+        ) from None
+
+
+class TFHubBackend:
+    """The HRNet model loaded with ``tensorflow_hub.load``.
+
+    Use :meth:`load`; the constructor wraps an already-loaded SavedModel object.
+
+    Args:
+        model: Object with ``predict`` (and optionally ``get_features``) TF functions.
+        handle: What it was loaded from (for messages).
+        input_multiple: Batch H and W are padded to a multiple of this by the Segmenter.
+    """
+
+    def __init__(self, model: Any, handle: str, *, input_multiple: int = 1) -> None:
+        if not callable(getattr(model, "predict", None)):
+            raise ModelLoadError(
+                f"{handle}: the SavedModel has no `predict` function; this is not the HRNet "
+                "segmentation model (expected predict(images) -> [B, H, W, C] probabilities)"
+            )
+        self._model = model
+        self._handle = handle
+        self._input_multiple = input_multiple
+
+    @classmethod
+    def load(
+        cls,
+        handle: str = DEFAULT_HANDLE,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        input_multiple: int = 1,
+    ) -> TFHubBackend:
+        """Load the model from a URL, a Kaggle Models handle or a local SavedModel folder.
+
+        Args:
+            handle: tfhub.dev URL (default), Kaggle handle, or local folder.
+            cache_dir: TF Hub cache folder (default ``$TFHUB_CACHE_DIR`` or
+                ``$TMPDIR/tfhub_modules``). A cached handle loads without network.
+            timeout: Seconds a network read may stall before giving up.
+            input_multiple: See the class docstring.
+
+        Raises:
+            ModelLoadError: listing what was tried and how to point at a local copy.
+        """
+        handle = str(handle)
+        kind = classify_handle(handle)
+        cache = resolve_cache_dir(cache_dir)
+        tried: list[str] = []
+        if kind == "path":
+            path = Path(handle).expanduser()
+            if not path.is_dir():
+                raise ModelLoadError(
+                    f"model folder {path} does not exist (or is not a folder). A model handle is a "
+                    f"tfhub.dev URL such as {DEFAULT_HANDLE}, a Kaggle Models handle such as "
+                    f"{KAGGLE_HANDLE}, or a folder holding a SavedModel (saved_model.pb)."
+                )
+            if (
+                not (path / "saved_model.pb").is_file()
+                and not (path / "saved_model.pbtxt").is_file()
+            ):
+                raise ModelLoadError(
+                    f"{path} holds no saved_model.pb: it is not a SavedModel folder "
+                    "(an interrupted download? delete it and download again)"
+                )
+            target = str(path)
+            tried.append(f"local folder {path}")
+        elif kind == "kaggle":
+            target = _resolve_kaggle(handle)
+            tried.append(f"kagglehub download of {handle} -> {target}")
+        else:
+            target = handle
+            folder = cache_folder(handle, cache)
+            state = "present" if folder.is_dir() and any(folder.iterdir()) else "absent"
+            tried.append(f"TF Hub cache {folder} ({state})")
+            tried.append(f"download of {handle} (timeout {timeout:g} s)")
+        tf, hub = _import_tf()
+        started = time.monotonic()
+        try:
+            with _download_settings(cache, timeout):
+                model = hub.load(target)
+        except Exception as exc:  # TF and urllib raise many unrelated types; all mean "not loaded"
+            raise ModelLoadError(
+                f"could not load model {handle!r}: {_short(exc)}. Tried: {'; '.join(tried)}. "
+                + _advice(handle, cache)
+            ) from None
+        log.info("loaded %s in %.1f s", handle, time.monotonic() - started)
+        del tf
+        return cls(model, handle, input_multiple=input_multiple)
+
+    @property
+    def name(self) -> str:
+        return self._handle
+
+    @property
+    def input_multiple(self) -> int:
+        return self._input_multiple
+
+    @property
+    def model(self) -> Any:
+        """The loaded SavedModel object."""
+        return self._model
+
+    def predict(self, batch: NDArray[np.float32]) -> Scores:
+        check_batch(batch)
+        return self._call("predict", batch)
+
+    def get_features(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+        check_batch(batch)
+        if not callable(getattr(self._model, "get_features", None)):
+            raise BackendError(f"{self._handle}: the model has no `get_features` function")
+        return self._call("get_features", batch)
+
+    def _call(self, function: str, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+        tf, _ = _import_tf()
+        try:
+            result = getattr(self._model, function)(tf.constant(batch))
+        except Exception as exc:  # TF raises InvalidArgumentError & co for bad inputs
+            raise BackendError(
+                f"{self._handle}: {function} failed on a batch of shape {batch.shape}: "
+                f"{_short(exc)}"
+            ) from None
+        array: NDArray[np.float32] = np.asarray(result.numpy(), dtype=np.float32)
+        return array

@@ -1,0 +1,5 @@
+import sys
+
+from camvidseg.cli import main
+
+sys.exit(main())

@@ -1,0 +1,124 @@
+"""Options and helpers shared by every subcommand (one vocabulary across the CLI)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from camvidseg.exceptions import CamVidSegError, ConfigError, ModelLoadError
+
+if TYPE_CHECKING:
+    from camvidseg.segmenter import Segmenter
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+DEFAULT_MODEL = "https://tfhub.dev/google/HRNet/camvid-hrnetv2-w48/1"
+#: Hidden: a fake model for demos and tests, never chosen implicitly.
+FAKE_MODEL_PREFIX = "fake:"
+
+
+def add_verbosity(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_true", help="only print errors")
+    group.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
+    )
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model",
+        metavar="HANDLE_OR_PATH",
+        default=os.environ.get("CAMVIDSEG_MODEL", DEFAULT_MODEL),
+        help="tfhub.dev URL, Kaggle Models handle, or local SavedModel folder "
+        "(default: $CAMVIDSEG_MODEL or %(default)s)",
+    )
+    group.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        default=None,
+        help="TF Hub cache folder (default: $TFHUB_CACHE_DIR, else $TMPDIR/tfhub_modules)",
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up a model download when the network stalls this long (default: 30)",
+    )
+    group.add_argument(
+        "--batch-size", type=positive_int, default=1, metavar="N", help="images per model call"
+    )
+    group.add_argument(
+        "--max-side",
+        type=positive_int,
+        default=None,
+        metavar="PIXELS",
+        help="resize so the longer side is at most this before inference (labels keep the "
+        "input size)",
+    )
+    group.add_argument(
+        "--classes",
+        choices=("32", "11"),
+        default="32",
+        help="label set of the outputs: CamVid-32 or the 11-class SegNet grouping",
+    )
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
+    return value
+
+
+def load_segmenter(args: argparse.Namespace) -> Segmenter:
+    """Build the Segmenter the common options describe.
+
+    ``--model fake:33`` / ``fake:32`` selects the deterministic nearest-colour fake model (for
+    demos and tests); it is only ever used when asked for by name.
+    """
+    from camvidseg.palette import CamVidPalette
+    from camvidseg.segmenter import Segmenter
+
+    options = {
+        "batch_size": args.batch_size,
+        "max_side": args.max_side,
+        "palette": CamVidPalette.by_name(args.classes),
+    }
+    model: str = args.model
+    if model.startswith(FAKE_MODEL_PREFIX):
+        from camvidseg.backends.fake import NearestColorBackend
+
+        channels = model.removeprefix(FAKE_MODEL_PREFIX) or "33"
+        if channels not in ("32", "33"):
+            raise ConfigError(f"unknown fake model {model!r} (use fake:33 or fake:32)")
+        return Segmenter(NearestColorBackend(channels=int(channels)), **options)
+    return Segmenter.from_hub(model, cache_dir=args.cache_dir, timeout=args.timeout, **options)
+
+
+def report_error(exc: CamVidSegError) -> int:
+    """Print ``exc`` as one line on stderr; return its exit code."""
+    print(f"camvidseg: error: {exc}", file=sys.stderr)
+    if isinstance(exc, (ModelLoadError, ConfigError)):
+        return EXIT_USAGE
+    return EXIT_SOME_FAILED

@@ -1,0 +1,281 @@
+"""Reading and writing images safely with Pillow.
+
+Reading normalises every mode Pillow opens to ``HxWx3`` uint8 RGB (16-bit images are scaled, not
+clipped; EXIF orientation is applied; animations give their first frame). Writing always goes to a
+temporary file in the destination folder and is moved into place with :func:`os.replace`, so a
+killed process never leaves a half-written file under its final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+import attrs
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from camvidseg._types import ImageArray, ImageLike, LabelMap
+from camvidseg.exceptions import InvalidImageError
+
+if TYPE_CHECKING:
+    from camvidseg.palette import CamVidPalette
+
+__all__ = [
+    "LoadedImage",
+    "atomic_write",
+    "load_image",
+    "load_label_png",
+    "open_image",
+    "save_image",
+    "save_label_png",
+    "to_rgb_array",
+]
+
+
+@attrs.frozen(eq=False)
+class LoadedImage:
+    """An image read from disk, with what was done to it on the way.
+
+    Attributes:
+        array: ``(H, W, 3)`` uint8 RGB.
+        path: Where it came from, or ``None`` for in-memory images.
+        mode: Pillow mode of the file (``"RGB"``, ``"I;16"``, ...).
+        frames: Number of frames; only the first is used.
+        exif_transposed: Whether an EXIF orientation was applied.
+    """
+
+    array: ImageArray
+    path: Path | None = None
+    mode: str = "RGB"
+    frames: int = 1
+    exif_transposed: bool = False
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` after orientation."""
+        return (int(self.array.shape[1]), int(self.array.shape[0]))
+
+
+def _scale_to_uint8(array: np.ndarray[tuple[int, ...], np.dtype[np.generic]]) -> ImageArray:
+    """Scale a high-bit-depth integer or float array to uint8 by its dtype's range."""
+    if array.dtype == np.uint8:
+        return array.astype(np.uint8)
+    if np.issubdtype(array.dtype, np.floating):
+        return np.asarray(np.rint(np.clip(array, 0.0, 1.0) * 255.0), dtype=np.uint8)
+    if array.dtype in (np.uint16, np.dtype(">u2"), np.dtype("<u2")):
+        return np.rint(array.astype(np.float64) / 257.0).astype(np.uint8)
+    # Pillow gives 32-bit ints for "I" and "I;16" images; the values use the 16-bit range.
+    values = array.astype(np.int64)
+    if values.max(initial=0) <= 255 and values.min(initial=0) >= 0:
+        return values.astype(np.uint8)
+    return np.rint(np.clip(values, 0, 65535) / 257.0).astype(np.uint8)
+
+
+def pil_to_rgb_array(image: Image.Image) -> ImageArray:
+    """Convert any Pillow image to ``(H, W, 3)`` uint8 RGB.
+
+    Transparent pixels keep their colour (alpha is dropped, not composited); grayscale is
+    replicated; 16-bit and 32-bit images are scaled to 8 bits.
+    """
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        gray = _scale_to_uint8(np.asarray(image))
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode != "RGB":
+        try:
+            image = image.convert("RGB")
+        except (ValueError, OSError) as exc:
+            raise InvalidImageError(f"unsupported image mode {mode!r}: {exc}") from exc
+    rgb: ImageArray = np.asarray(image, dtype=np.uint8).copy()
+    return rgb
+
+
+def to_rgb_array(image: ImageLike) -> ImageArray:
+    """Normalise a PIL image, path or array to ``(H, W, 3)`` uint8 RGB.
+
+    Arrays must already be ``HxWx3`` uint8 (``HxW`` grayscale is accepted and replicated).
+
+    Raises:
+        InvalidImageError: on the wrong shape or dtype, an empty image, or an unreadable file.
+
+    Example:
+        >>> to_rgb_array(np.zeros((2, 3), np.uint8)).shape
+        (2, 3, 3)
+    """
+    if isinstance(image, Image.Image):
+        array = pil_to_rgb_array(ImageOps.exif_transpose(image) or image)
+    elif isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise InvalidImageError(
+                f"image must be HxWx3 uint8 (got shape {image.shape}, dtype {image.dtype})"
+            )
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=-1)
+        if image.ndim != 3 or image.shape[-1] != 3:
+            raise InvalidImageError(f"image must be HxWx3 uint8 (got shape {image.shape})")
+        array = image
+    elif isinstance(image, (str, os.PathLike)):
+        array = open_image(image).array
+    else:
+        raise InvalidImageError(
+            f"expected a PIL image, an HxWx3 uint8 array or a path (got {type(image).__name__})"
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise InvalidImageError(f"image is empty (shape {array.shape})")
+    return array
+
+
+def open_image(path: str | os.PathLike[str]) -> LoadedImage:
+    """Read an image file to RGB with what was done to it.
+
+    Decompression bombs (over ``PIL.Image.MAX_IMAGE_PIXELS``) are refused, not just warned about.
+
+    Raises:
+        InvalidImageError: naming the file and the problem.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                frames = int(getattr(image, "n_frames", 1))
+                mode = image.mode
+                image.seek(0)
+                image.load()
+                transposed = ImageOps.exif_transpose(image)
+                exif_transposed = transposed is not None and transposed is not image
+                array = pil_to_rgb_array(transposed if transposed is not None else image)
+    except FileNotFoundError:
+        raise InvalidImageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InvalidImageError(f"{path}: is a directory, not an image") from None
+    except PermissionError:
+        raise InvalidImageError(f"{path}: permission denied") from None
+    except UnidentifiedImageError:
+        size = path.stat().st_size if path.exists() else 0
+        reason = "empty file" if size == 0 else "not an image Pillow can read"
+        raise InvalidImageError(f"{path}: {reason}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidImageError(f"{path}: refused as a decompression bomb ({exc})") from None
+    except InvalidImageError as exc:
+        raise InvalidImageError(f"{path}: {exc}") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise InvalidImageError(f"{path}: cannot decode image ({exc})") from None
+    if array.size == 0:
+        raise InvalidImageError(f"{path}: image is empty")
+    return LoadedImage(array, path, mode, frames, exif_transposed)
+
+
+def load_image(source: ImageLike) -> ImageArray:
+    """Read ``source`` (path, PIL image or array) as ``(H, W, 3)`` uint8 RGB."""
+    return to_rgb_array(source)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[bytes]]:
+    """Open a temporary file beside ``path``; on success move it over ``path`` atomically.
+
+    On any exception the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            Path(tmp_name).unlink()
+        raise
+
+
+def _image_format(path: Path) -> str:
+    ext = path.suffix.lower()
+    formats = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}
+    if ext not in formats:
+        raise InvalidImageError(f"{path}: cannot tell the image format from {ext!r}")
+    return formats[ext]
+
+
+def save_image(
+    path: str | os.PathLike[str],
+    image: Image.Image | ImageArray,
+    *,
+    quality: int = 92,
+    save: Callable[[Image.Image, IO[bytes], str], None] | None = None,
+) -> Path:
+    """Write an image atomically; the format follows the file extension."""
+    path = Path(path)
+    fmt = _image_format(path)
+    pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    with atomic_write(path) as handle:
+        if save is not None:
+            save(pil, handle, fmt)
+        elif fmt == "JPEG":
+            pil.convert("RGB").save(handle, format=fmt, quality=quality)
+        else:
+            pil.save(handle, format=fmt)
+    return path
+
+
+def label_image(labels: LabelMap, palette: CamVidPalette) -> Image.Image:
+    """An indexed (mode ``"P"``) Pillow image of ``labels`` with ``palette`` embedded."""
+    if labels.dtype != np.uint8 or labels.ndim != 2:
+        raise InvalidImageError(
+            f"labels must be HxW uint8 (got shape {labels.shape}, dtype {labels.dtype})"
+        )
+    present = np.unique(labels)
+    allowed = set(range(len(palette))) | {255}
+    unknown = [int(v) for v in present if int(v) not in allowed]
+    if unknown:
+        raise InvalidImageError(
+            f"label ids {unknown[:5]} are not classes of {palette.name} "
+            f"(0..{len(palette) - 1}, 255)"
+        )
+    image = Image.fromarray(labels, mode="P")
+    image.putpalette(palette.to_pil_palette())
+    return image
+
+
+def save_label_png(path: str | os.PathLike[str], labels: LabelMap, palette: CamVidPalette) -> Path:
+    """Write ``labels`` as an indexed PNG with the palette embedded (opens coloured anywhere).
+
+    Raises:
+        InvalidImageError: if ``labels`` holds ids the palette lacks (other than 255).
+    """
+    path = Path(path)
+    image = label_image(labels, palette)
+    with atomic_write(path) as handle:
+        image.save(handle, format="PNG", optimize=False)
+    return path
+
+
+def load_label_png(path: str | os.PathLike[str]) -> LabelMap:
+    """Read an index PNG (mode ``"P"`` or ``"L"``) back to ``(H, W)`` uint8 ids, unchanged."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("P", "L"):
+                raise InvalidImageError(
+                    f"{path}: a label map must be an indexed or grayscale PNG "
+                    f"(got mode {image.mode})"
+                )
+            labels: LabelMap = np.asarray(image, dtype=np.uint8).copy()
+            return labels
+    except FileNotFoundError:
+        raise InvalidImageError(f"{path}: no such file") from None
+    except UnidentifiedImageError:
+        raise InvalidImageError(f"{path}: not an image Pillow can read") from None
+    except (OSError, SyntaxError, EOFError) as exc:
+        raise InvalidImageError(f"{path}: cannot decode label map ({exc})") from None

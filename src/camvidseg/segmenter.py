@@ -1,0 +1,348 @@
+"""The Segmenter (images in, Segmentations out) and the Segmentation result."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from camvidseg._types import (
+    UNLABELLED,
+    ConfidenceMap,
+    ImageArray,
+    ImageLike,
+    LabelMap,
+    Scores,
+)
+from camvidseg.backends.base import Backend, check_scores
+from camvidseg.exceptions import ConfigError, InvalidImageError
+from camvidseg.imageio import load_label_png, save_label_png, to_rgb_array
+from camvidseg.palette import CamVidPalette, get_grouping
+from camvidseg.postprocess import (
+    ChannelLayout,
+    labels_and_confidence,
+    overlay,
+    resize_scores,
+    to_class_scores,
+)
+
+__all__ = ["DEFAULT_HANDLE", "Segmentation", "Segmenter"]
+
+DEFAULT_HANDLE = "https://tfhub.dev/google/HRNet/camvid-hrnetv2-w48/1"
+
+
+def _check_result(instance: Segmentation, attribute: attrs.Attribute[Any], value: Any) -> None:
+    del attribute, value
+    labels, conf = instance.labels, instance.confidence
+    if labels.dtype != np.uint8 or labels.ndim != 2:
+        raise InvalidImageError(
+            f"labels must be HxW uint8 (got shape {labels.shape}, dtype {labels.dtype})"
+        )
+    if conf.shape != labels.shape or conf.dtype != np.float32:
+        raise InvalidImageError(
+            f"confidence must be float32 of the labels' shape {labels.shape} "
+            f"(got shape {conf.shape}, dtype {conf.dtype})"
+        )
+    if instance.image is not None and instance.image.shape != (*labels.shape, 3):
+        raise InvalidImageError(
+            f"image shape {instance.image.shape} does not match labels {labels.shape}"
+        )
+
+
+@attrs.frozen(eq=False)
+class Segmentation:
+    """The result of segmenting one image.
+
+    Attributes:
+        labels: ``(H, W)`` uint8 class ids of ``palette`` (255 = unlabelled, if a confidence
+            threshold was applied).
+        confidence: ``(H, W)`` float32 in ``[0, 1]``: the winning class's probability after the
+            background channel is dropped and the rest renormalised.
+        palette: The label set of ``labels``.
+        image: The ``(H, W, 3)`` uint8 input, if kept (needed by :meth:`overlay`).
+        scores: ``(H, W, 32)`` float32 class probabilities in CamVid-32 id order, when asked for.
+        source: Path of the input file, if it came from one.
+    """
+
+    labels: LabelMap = attrs.field(validator=_check_result)
+    confidence: ConfidenceMap
+    palette: CamVidPalette = attrs.field(factory=CamVidPalette.camvid32)
+    image: ImageArray | None = None
+    scores: Scores | None = None
+    source: Path | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(H, W)``."""
+        return (int(self.labels.shape[0]), int(self.labels.shape[1]))
+
+    def colorize(self) -> ImageArray:
+        """``(H, W, 3)`` uint8 colour mask."""
+        return self.palette.colorize(self.labels)
+
+    def overlay(self, alpha: float = 0.6, image: ImageLike | None = None) -> ImageArray:
+        """``(H, W, 3)`` uint8 blend ``round((1 - alpha) * image + alpha * colour)``.
+
+        Args:
+            alpha: 0 gives the image, 1 the mask, exactly.
+            image: The image to blend over (default: the kept input image).
+        """
+        base = self.image if image is None else to_rgb_array(image)
+        if base is None:
+            raise InvalidImageError("this Segmentation kept no image; pass image= to overlay()")
+        return overlay(base, self.colorize(), alpha)
+
+    def class_counts(self) -> dict[str, int]:
+        """Pixel count per class present, largest first (``"unlabelled"`` for 255)."""
+        counts = np.bincount(self.labels.reshape(-1), minlength=256)
+        present = [int(i) for i in np.flatnonzero(counts)]
+        present.sort(key=lambda i: (-int(counts[i]), i))
+        return {self.palette.name_of(i): int(counts[i]) for i in present}
+
+    def class_areas(self) -> dict[str, float]:
+        """Fraction of pixels per class present, largest first; sums to 1.
+
+        Example:
+            >>> labels = np.array([[17, 17, 17, 21]], np.uint8)
+            >>> seg = Segmentation(labels, np.ones((1, 4), np.float32))
+            >>> seg.class_areas()
+            {'Road': 0.75, 'Sky': 0.25}
+        """
+        total = self.labels.size
+        return {name: count / total for name, count in self.class_counts().items()}
+
+    def to_camvid11(self, grouping: str = "merge") -> Segmentation:
+        """The same result grouped to CamVid-11 with a named grouping (default ``"merge"``)."""
+        group = get_grouping(grouping)
+        if self.palette.name != group.source.name:
+            raise ConfigError(
+                f"grouping {grouping!r} maps {group.source.name}, not {self.palette.name}"
+            )
+        return attrs.evolve(
+            self, labels=group.remap(self.labels), palette=group.target, scores=None
+        )
+
+    def with_min_confidence(self, threshold: float) -> Segmentation:
+        """Pixels with confidence below ``threshold`` become unlabelled (255)."""
+        labels = self.labels.copy()
+        labels[self.confidence < threshold] = UNLABELLED
+        return attrs.evolve(self, labels=labels)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the labels as an indexed PNG with the palette embedded (atomically)."""
+        return save_label_png(path, self.labels, self.palette)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        palette: CamVidPalette | None = None,
+        image: ImageLike | None = None,
+    ) -> Segmentation:
+        """Read labels written by :meth:`save` (confidence is unknown and set to 1)."""
+        labels = load_label_png(path)
+        palette = palette or CamVidPalette.camvid32()
+        array = None if image is None else to_rgb_array(image)
+        return cls(
+            labels,
+            np.ones(labels.shape, np.float32),
+            palette,
+            image=array,
+            source=Path(path),
+        )
+
+
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ConfigError(f"{attribute.name} must be >= 1 (got {value})")
+
+
+@attrs.define
+class Segmenter:
+    """Segments street-scene images with a backend (the real HRNet model, or a fake).
+
+    Args:
+        backend: Any :class:`~camvidseg.backends.Backend`.
+        palette: Label set of results: CamVid-32 (default) or CamVid-11 (grouped with
+            ``grouping``).
+        grouping: Name of the 32 -> 11 grouping used when ``palette`` is CamVid-11.
+        max_side: Resize so the longer side is at most this before inference; the scores are
+            resized back before the argmax, so labels always have the input's size.
+        batch_size: Images per model call in :meth:`segment_batch`.
+        drop_void: With a 32-channel model, discard channel 0 instead of mapping it to Void.
+        min_confidence: Pixels whose confidence is lower become unlabelled (255).
+        keep_image: Keep the input array on each Segmentation (for overlays).
+
+    Example:
+        >>> from camvidseg.testing import NearestColorBackend
+        >>> road = np.full((2, 2, 3), [128, 64, 128], np.uint8)
+        >>> seg = Segmenter(NearestColorBackend()).segment(road)
+        >>> seg.labels.tolist(), seg.class_areas()
+        ([[17, 17], [17, 17]], {'Road': 1.0})
+    """
+
+    backend: Backend
+    palette: CamVidPalette = attrs.field(factory=CamVidPalette.camvid32, kw_only=True)
+    grouping: str = attrs.field(default="merge", kw_only=True)
+    max_side: int | None = attrs.field(default=None, kw_only=True, validator=_positive)
+    batch_size: int = attrs.field(default=1, kw_only=True, validator=_positive)
+    drop_void: bool = attrs.field(default=False, kw_only=True)
+    min_confidence: float | None = attrs.field(default=None, kw_only=True)
+    keep_image: bool = attrs.field(default=True, kw_only=True)
+    layout: ChannelLayout | None = attrs.field(default=None, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        if self.palette.name not in ("camvid32", "camvid11"):
+            raise ConfigError(f"palette must be camvid32 or camvid11 (got {self.palette.name})")
+        if self.palette.name == "camvid11":
+            get_grouping(self.grouping)  # fail early on an unknown name
+        if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
+            raise ConfigError(f"min_confidence must be in [0, 1] (got {self.min_confidence})")
+
+    @classmethod
+    def from_hub(
+        cls,
+        handle: str | os.PathLike[str] = DEFAULT_HANDLE,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        timeout: float = 30.0,
+        input_multiple: int = 1,
+        **options: Any,
+    ) -> Segmenter:
+        """Load the HRNet CamVid model with tensorflow_hub and wrap it.
+
+        Args:
+            handle: tfhub.dev URL (default), Kaggle Models handle, or a local SavedModel folder.
+            cache_dir: TF Hub cache (default ``$TFHUB_CACHE_DIR``, else ``$TMPDIR/tfhub_modules``).
+            timeout: Seconds a network read may stall before the load fails.
+            input_multiple: Pad inputs so H and W are multiples of this (1: any size).
+            **options: Passed to :class:`Segmenter` (``max_side``, ``batch_size``, ...).
+
+        Raises:
+            ModelLoadError: when the model cannot be found or loaded; the message lists what was
+                tried and how to point at a local copy or a cache folder.
+        """
+        from camvidseg.backends.tfhub import TFHubBackend
+
+        backend = TFHubBackend.load(
+            os.fspath(handle), cache_dir=cache_dir, timeout=timeout, input_multiple=input_multiple
+        )
+        return cls(backend, **options)
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def segment(self, image: ImageLike, *, return_scores: bool = False) -> Segmentation:
+        """Segment one image (PIL image, ``HxWx3`` uint8 array, or path)."""
+        return next(iter(self.segment_batch([image], return_scores=return_scores)))
+
+    def segment_batch(
+        self,
+        images: Iterable[ImageLike],
+        batch_size: int | None = None,
+        *,
+        return_scores: bool = False,
+    ) -> Iterator[Segmentation]:
+        """Segment many images lazily, in input order.
+
+        Images of different sizes are fine: each model call holds images of one size.
+
+        Args:
+            images: Any iterable of images; consumed ``batch_size`` at a time.
+            batch_size: Overrides the Segmenter's ``batch_size``.
+            return_scores: Keep ``(H, W, 32)`` class probabilities on each result.
+        """
+        size = self.batch_size if batch_size is None else batch_size
+        if size < 1:
+            raise ConfigError(f"batch_size must be >= 1 (got {size})")
+        chunk: list[tuple[ImageArray, Path | None]] = []
+        for image in images:
+            source = Path(image) if isinstance(image, (str, os.PathLike)) else None
+            chunk.append((to_rgb_array(image), source))
+            if len(chunk) == size:
+                yield from self._segment_chunk(chunk, return_scores)
+                chunk = []
+        if chunk:
+            yield from self._segment_chunk(chunk, return_scores)
+
+    def predict_scores(self, images: Sequence[ImageArray]) -> list[Scores]:
+        """Raw model probabilities ``(H, W, C)`` per image, at each image's own size.
+
+        Images are grouped by (resized) size into model calls; ``max_side`` resizing and
+        padding to the backend's ``input_multiple`` are undone before returning.
+        """
+        prepared = [self._model_input(image) for image in images]
+        results: list[Scores | None] = [None] * len(images)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, (array, _) in enumerate(prepared):
+            by_shape.setdefault(array.shape, []).append(index)
+        for indices in by_shape.values():
+            batch = np.stack([prepared[i][0] for i in indices])
+            scores = self._predict(batch)
+            for i, s in zip(indices, scores, strict=True):
+                height, width = prepared[i][1]
+                original = images[i].shape[:2]
+                results[i] = resize_scores(s[:height, :width], (original[0], original[1]))
+        return [r for r in results if r is not None]
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _segment_chunk(
+        self, chunk: list[tuple[ImageArray, Path | None]], return_scores: bool
+    ) -> Iterator[Segmentation]:
+        arrays = [array for array, _ in chunk]
+        for (array, source), scores in zip(chunk, self.predict_scores(arrays), strict=True):
+            yield self._finish(array, scores, source, return_scores)
+
+    def _finish(
+        self, image: ImageArray, scores: Scores, source: Path | None, return_scores: bool
+    ) -> Segmentation:
+        layout = self._layout_for(scores.shape[-1])
+        labels, conf = labels_and_confidence(scores, layout)
+        class_scores = to_class_scores(scores, layout) if return_scores else None
+        result = Segmentation(
+            labels,
+            conf,
+            CamVidPalette.camvid32(),
+            image=image if self.keep_image else None,
+            scores=class_scores,
+            source=source,
+        )
+        if self.palette.name == "camvid11":
+            result = result.to_camvid11(self.grouping)
+        if self.min_confidence is not None:
+            result = result.with_min_confidence(self.min_confidence)
+        return result
+
+    def _layout_for(self, channels: int) -> ChannelLayout:
+        if self.layout is None or self.layout.num_channels != channels:
+            self.layout = ChannelLayout.detect(channels, drop_void=self.drop_void)
+        return self.layout
+
+    def _model_input(self, image: ImageArray) -> tuple[NDArray[np.float32], tuple[int, int]]:
+        """Resize (``max_side``), scale to [0, 1] and pad to the backend's multiple.
+
+        Returns the model input and its size before padding.
+        """
+        height, width = image.shape[:2]
+        if self.max_side is not None and max(height, width) > self.max_side:
+            scale = self.max_side / max(height, width)
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+        array = image.astype(np.float32) / np.float32(255.0)
+        size_before_padding = (int(array.shape[0]), int(array.shape[1]))
+        multiple = max(1, int(self.backend.input_multiple))
+        pad_h, pad_w = -array.shape[0] % multiple, -array.shape[1] % multiple
+        if pad_h or pad_w:
+            array = np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+        return array, size_before_padding
+
+    def _predict(self, batch: NDArray[np.float32]) -> Scores:
+        scores = check_scores(self.backend.predict(batch), batch.shape, self.backend.name)
+        self._layout_for(scores.shape[-1])  # reject odd channel counts before any postprocessing
+        return scores

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=30, deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture(scope="session")
+def fake_savedmodel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 33-channel fake HRNet SavedModel, built once per test session."""
+    pytest.importorskip("tensorflow_hub")
+    from camvidseg.testing import write_fake_savedmodel
+
+    return write_fake_savedmodel(tmp_path_factory.mktemp("models") / "fake33")
+
+
+@pytest.fixture(scope="session")
+def fake_savedmodel_32(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 32-channel (Void in channel 0) fake HRNet SavedModel."""
+    pytest.importorskip("tensorflow_hub")
+    from camvidseg.testing import write_fake_savedmodel
+
+    return write_fake_savedmodel(tmp_path_factory.mktemp("models") / "fake32", channels=32)
+
+
+@pytest.fixture
+def isolated_tfhub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path / "tfhub_cache"
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(cache))
+    return cache

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from camvidseg.cli import main
+from camvidseg.imageio import load_label_png
+from camvidseg.testing import street_scene
+
+
+def test_help_lists_commands_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "segment" in out
+    assert "examples:" in out
+
+
+def test_every_subcommand_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    from camvidseg.cli import COMMANDS
+
+    for command in COMMANDS:
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "camvidseg " + command in capsys.readouterr().out, command
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("camvidseg ")
+
+
+def test_no_command_is_usage_error() -> None:
+    assert main([]) == 2
+
+
+def test_segment_fake_model_writes_outputs(tmp_path: Path) -> None:
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    image, truth = street_scene(24, 32, seed=2)
+    Image.fromarray(image).save(tmp_path / "in" / "sub" / "f.png")
+    (tmp_path / "in" / "broken.png").write_bytes(b"nope")
+    code = main(["segment", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model",
+                 "fake:33", "-q"])  # fmt: skip
+    assert code == 1  # one bad file
+    np.testing.assert_array_equal(load_label_png(tmp_path / "out/labels/sub/f.png"), truth)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    by_input = {Path(e["input"]).name: e for e in manifest["entries"]}
+    assert by_input["f.png"]["status"] == "ok"
+    assert by_input["broken.png"]["status"] == "error"
+    assert "broken.png" in by_input["broken.png"]["error"]
+
+
+def test_python_m_camvidseg_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "camvidseg", "--version"], capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("camvidseg")

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import camvidseg
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(code: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_import_does_not_import_tensorflow() -> None:
+    out = _run(
+        "import sys, camvidseg, camvidseg.backends, camvidseg.cli;"
+        "camvidseg.cli.build_parser();"
+        "print(sorted(m for m in ('tensorflow', 'tensorflow_hub', 'apache_beam', 'scipy') "
+        "if m in sys.modules))"
+    )
+    assert out == "[]"
+
+
+def test_public_api() -> None:
+    assert camvidseg.__all__ == sorted(camvidseg.__all__, key=lambda n: (not n.isupper(), n))
+    for name in camvidseg.__all__:
+        assert hasattr(camvidseg, name), name
+    assert {"Segmenter", "Segmentation", "CamVidPalette"} <= set(camvidseg.__all__)
+    assert (ROOT / "src" / "camvidseg" / "py.typed").is_file()
+    assert camvidseg.__version__.count(".") >= 2
+
+
+def test_errors_subclass_builtins() -> None:
+    assert issubclass(camvidseg.ModelLoadError, OSError)
+    assert issubclass(camvidseg.InvalidImageError, ValueError)
+    assert issubclass(camvidseg.BackendError, RuntimeError)
+    for name in ("ModelLoadError", "InvalidImageError", "BackendError", "PaletteError"):
+        assert issubclass(getattr(camvidseg, name), camvidseg.CamVidSegError)
