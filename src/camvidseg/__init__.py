@@ -11,6 +11,7 @@ from __future__ import annotations
 from camvidseg._types import UNLABELLED
 from camvidseg._version import __version__
 from camvidseg.backends.base import Backend
+from camvidseg.cleanup import CleanupConfig
 from camvidseg.exceptions import (
     BackendError,
     CamVidSegError,
@@ -23,6 +24,7 @@ from camvidseg.exceptions import (
 from camvidseg.palette import CamVidPalette, ClassGrouping, get_grouping
 from camvidseg.postprocess import ChannelLayout
 from camvidseg.segmenter import DEFAULT_HANDLE, Segmentation, Segmenter
+from camvidseg.tta import TTAConfig
 
 __all__ = [
     "DEFAULT_HANDLE",
@@ -33,12 +35,14 @@ __all__ = [
     "CamVidSegError",
     "ChannelLayout",
     "ClassGrouping",
+    "CleanupConfig",
     "ConfigError",
     "InvalidImageError",
     "ModelLoadError",
     "PaletteError",
     "Segmentation",
     "Segmenter",
+    "TTAConfig",
     "UnknownColorError",
     "__version__",
     "get_grouping",

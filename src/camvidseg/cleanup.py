@@ -472,7 +472,7 @@ def majority_filter(labels: LabelMap, size: int = 3) -> LabelMap:
 # -- connected components on row runs -------------------------------------------------------------
 
 
-@attrs.frozen(eq=False)
+@attrs.define(eq=False)
 class _Components:
     """Connected regions of equal value, as row runs.
 
@@ -481,7 +481,6 @@ class _Components:
         starts: Flat index of each run's first pixel, ascending.
         lengths: Pixels per run.
         values: Value of each run.
-        run_of_pixel: ``(H * W,)`` int32 run index of every pixel.
         root: Per run, the index of the first run of its region (so regions are ordered by
             their first pixel in raster order).
     """
@@ -490,11 +489,18 @@ class _Components:
     starts: NDArray[np.intp]
     lengths: NDArray[np.intp]
     values: NDArray[Any]
-    run_of_pixel: NDArray[np.int32]
     root: NDArray[np.intp]
+    _run_of_pixel: NDArray[np.int32] | None = None
+
+    def run_of_pixel(self) -> NDArray[np.int32]:
+        """``(H * W,)`` int32 run index of every pixel (computed once, on demand)."""
+        if self._run_of_pixel is None:
+            runs = np.arange(len(self.starts), dtype=np.int32)
+            self._run_of_pixel = np.repeat(runs, self.lengths)
+        return self._run_of_pixel
 
     def region_of_pixel(self, pixels: NDArray[np.intp]) -> NDArray[np.intp]:
-        return self.root[self.run_of_pixel[pixels]]
+        return self.root[self.run_of_pixel()[pixels]]
 
     def region_sizes(self) -> NDArray[np.intp]:
         """Pixels per region, indexed by root run (0 for runs that are not roots)."""
@@ -541,18 +547,31 @@ def _components(values: NDArray[Any], connectivity: int) -> _Components:
     lengths = np.diff(starts, append=flat.size)
     run_values = flat[starts]
     # Two runs in rows y and y+1 touch iff they share a column (or, with 8-connectivity, touch
-    # at a corner); every such contact is visible at a column where a run of either row starts.
-    below = np.concatenate([starts[starts >= width], starts[starts < flat.size - width] + width])
-    run_of_pixel = np.repeat(np.arange(len(starts), dtype=np.int32), lengths)
-    pairs_a, pairs_b = [run_of_pixel[below - width]], [run_of_pixel[below]]
+    # at a corner); every such contact shows at a column where a run of either row starts. So
+    # pair each run start with the run across (found by binary search on the sorted starts).
+    runs = np.arange(len(starts))
+    lower = starts >= width  # runs starting in rows 1.. : look at the row above
+    upper = starts < flat.size - width  # runs starting in rows ..H-2: look at the row below
+    across_up = np.searchsorted(starts, starts[lower] - width, side="right") - 1
+    across_down = np.searchsorted(starts, starts[upper] + width, side="right") - 1
+    pairs_a = [across_up, runs[upper]]  # the run in the upper row
+    pairs_b = [runs[lower], across_down]  # the run in the lower row
     if connectivity == 8:
-        inner = below[below % width != 0]
-        pairs_a += [run_of_pixel[inner - width - 1], run_of_pixel[inner - width]]
-        pairs_b += [run_of_pixel[inner], run_of_pixel[inner - 1]]
+        # At column x > 0 (x starts a run in one of the rows), also pair the runs holding
+        # (y, x-1) with (y+1, x) and (y, x) with (y+1, x-1). Left of a run start is the run
+        # before; left of a pixel inside a run is the same run.
+        inner_lower = lower & (starts % width != 0)
+        up = across_up[inner_lower[lower]]
+        up_left = up - (starts[up] == starts[inner_lower] - width)
+        inner_upper = upper & (starts % width != 0)
+        down = across_down[inner_upper[upper]]
+        down_left = down - (starts[down] == starts[inner_upper] + width)
+        pairs_a += [up_left, up, runs[inner_upper], runs[inner_upper] - 1]
+        pairs_b += [runs[inner_lower], runs[inner_lower] - 1, down_left, down]
     a, b = np.concatenate(pairs_a), np.concatenate(pairs_b)
     same = run_values[a] == run_values[b]
-    root = _union_find(len(starts), a[same].astype(np.intp), b[same].astype(np.intp))
-    return _Components((height, width), starts, lengths, run_values, run_of_pixel, root)
+    root = _union_find(len(starts), a[same], b[same])
+    return _Components((height, width), starts, lengths, run_values, root)
 
 
 def _unique_counts(values: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
@@ -591,22 +610,19 @@ def _boundary_vote(
         ``(regions, winners)``: the regions that have a boundary and their new label.
     """
     height, width = components.shape
+    dy, dx = np.array(_neighbour_offsets(connectivity)).T
     py, px = np.divmod(pixels, width)
-    voters, owners = [], []
-    for dy, dx in _neighbour_offsets(connectivity):
-        ok = (py + dy >= 0) & (py + dy < height) & (px + dx >= 0) & (px + dx < width)
-        q = pixels[ok] + (dy * width + dx)
-        r = region[ok]
-        outside = components.region_of_pixel(q) != r
-        voters.append(q[outside])
-        owners.append(r[outside])
-    voter = np.concatenate(voters)
-    owner = np.concatenate(owners)
+    ny, nx = py[:, None] + dy, px[:, None] + dx
+    inside = (ny >= 0) & (ny < height) & (nx >= 0) & (nx < width)
+    q = (ny * width + nx)[inside]
+    r = np.broadcast_to(region[:, None], inside.shape)[inside]
+    outside = components.region_of_pixel(q) != r
+    voter, owner = q[outside], r[outside]
     if voter.size == 0:
         return np.empty(0, np.intp), np.empty(0, np.uint8)
     # Each boundary pixel votes once per region.
     pair, _ = _unique_counts(owner * labels.size + voter)
-    owner, voter = np.divmod(pair, labels.size)  # sorted by owner
+    owner, voter = pair // labels.size, pair % labels.size  # sorted by owner
     if primary is not None:
         is_primary = primary[components.region_of_pixel(voter)]
         first = np.flatnonzero(np.concatenate([[True], owner[1:] != owner[:-1]]))
@@ -662,7 +678,7 @@ def label_regions(labels: LabelMap, connectivity: int = 8) -> tuple[NDArray[np.i
     components = _components(labels, connectivity)
     is_root = components.root == np.arange(len(components.root))
     number = np.cumsum(is_root, dtype=np.int32)  # roots are numbered 1.. in run order
-    regions = number[components.root][components.run_of_pixel].reshape(labels.shape)
+    regions = np.repeat(number[components.root], components.lengths).reshape(labels.shape)
     return regions, int(number[-1])
 
 
