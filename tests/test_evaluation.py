@@ -248,3 +248,25 @@ def test_confusion_plot_cells_show_row_normalised_values() -> None:
     # Class names are drawn: dark text pixels left of the grid and above it.
     assert (image[plot.origin[1] :, : plot.origin[0]] < 80).all(axis=-1).sum() > 100
     assert (image[: plot.origin[1], plot.origin[0] :] < 80).all(axis=-1).sum() > 100
+
+
+def test_progress_bar_on_request(
+    dataset: tuple[Path, Path, list[NDArray[np.uint8]], list[NDArray[np.uint8]]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pred_dir, gt_dir, _, _ = dataset
+    quiet = evaluate_folders(pred_dir, gt_dir)
+    assert capsys.readouterr().err == ""
+    shown = evaluate_folders(pred_dir, gt_dir, progress=True)
+    assert "evaluating" in capsys.readouterr().err
+    assert shown.to_dict() == quiet.to_dict()
+
+
+def test_predictions_inside_the_ground_truth_folder(tmp_path: Path) -> None:
+    _, truth = street_scene(16, 20, seed=6)
+    save_label_png(tmp_path / "preds" / "a.png", truth, C32)
+    (tmp_path / "annotations").mkdir()
+    Image.fromarray(MERGE.remap(truth), mode="L").save(tmp_path / "annotations" / "a.png")
+    result = evaluate_folders(tmp_path / "preds", tmp_path, classes=11)
+    assert result.problems == ()
+    assert result.miou == 1.0

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tqdm import tqdm
+
 from camvidseg.exceptions import (
     ConfigError,
     InvalidImageError,
@@ -124,6 +126,7 @@ def evaluate_folders(
     unknown: UnknownColors = "error",
     prediction_classes: int | None = None,
     grouping: str = "merge",
+    progress: bool = False,
 ) -> EvaluationResult:
     """Evaluate a folder of label maps against a folder of ground truth.
 
@@ -143,6 +146,7 @@ def evaluate_folders(
         prediction_classes: Label set of predictions without an embedded CamVid palette
             (default: ``classes``).
         grouping: Registered 32 -> 11 grouping.
+        progress: Show a progress bar on stderr.
 
     Returns:
         The metrics, with a problem per file that could not be evaluated.
@@ -157,12 +161,14 @@ def evaluate_folders(
     _check_folder(pred_dir, "prediction folder")
     _check_folder(gt_dir, "ground-truth folder")
     pred_files = list_files(pred_dir, LABEL_SUFFIXES)
-    gt_files = list_files(gt_dir, LABEL_SUFFIXES)
+    # The prediction folder may sit inside the ground-truth folder: never pair a file with itself.
+    own = {p.resolve() for p in pred_files}
+    gt_files = [p for p in list_files(gt_dir, LABEL_SUFFIXES) if p.resolve() not in own]
     pairs, problems = pair_by_stem(pred_files, gt_files)
     if not pairs:
         raise ConfigError(_no_pairs(pred_files, gt_files, pred_dir, gt_dir))
     matrix = ConfusionMatrix(target)
-    for pair in pairs:
+    for pair in tqdm(pairs, desc="evaluating", unit="image", disable=not progress, leave=False):
         try:
             truth = _read_pair(
                 pair, target, gt_format=gt_format, unknown=unknown, grouping=grouping
@@ -222,6 +228,7 @@ def evaluate_segmenter(
     gt_format: LabelFormat = "auto",
     unknown: UnknownColors = "error",
     grouping: str | None = None,
+    progress: bool = False,
 ) -> EvaluationResult:
     """Segment images and evaluate the labels against ground truth on the fly.
 
@@ -238,6 +245,7 @@ def evaluate_segmenter(
         gt_format: ``"auto"``, ``"rgb"`` or ``"index"``.
         unknown: Unknown colours in RGB ground truth: ``"error"`` or ``"void"``.
         grouping: 32 -> 11 grouping of the ground truth (default: the segmenter's).
+        progress: Show a progress bar on stderr.
 
     Returns:
         The metrics, with a problem per image that could not be evaluated.
@@ -275,7 +283,7 @@ def evaluate_segmenter(
     matrix = ConfusionMatrix(target)
 
     def ready() -> Iterator[tuple[FilePair, ImageArray, LabelFile]]:
-        for pair in pairs:
+        for pair in tqdm(pairs, desc="segmenting", unit="image", disable=not progress):
             try:
                 truth = _read_pair(
                     pair, target, gt_format=gt_format, unknown=unknown, grouping=grouping

@@ -497,7 +497,7 @@ def format_table(result: EvaluationResult) -> str:
     lines.append(
         f"{result.palette.name}: {result.num_images} images, "
         f"{result.confusion.scored_pixels} scored pixels, "
-        f"{result.confusion.ignored_pixels} ignored (Void ground truth)"
+        f"{result.confusion.ignored_pixels} ignored (Void or unlabelled ground truth)"
     )
     if result.problems:
         lines.append(f"{len(result.problems)} files could not be evaluated")

@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         unknown=args.unknown_colors,
         prediction_classes=None if args.pred_classes is None else int(args.pred_classes),
         grouping=args.grouping,
+        progress=sys.stderr.isatty() and not args.quiet and not args.json,
     )
     for problem in result.problems:
         print(f"camvidseg: error: {problem.message}", file=sys.stderr)
