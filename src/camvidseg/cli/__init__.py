@@ -14,7 +14,13 @@ import sys
 from collections.abc import Sequence
 
 from camvidseg._version import __version__
-from camvidseg.cli._common import DEFAULT_MODEL, EXIT_INTERRUPTED, EXIT_USAGE, report_error
+from camvidseg.cli._common import (
+    DEFAULT_MODEL,
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    report_error,
+)
 from camvidseg.exceptions import CamVidSegError
 
 __all__ = ["build_parser", "main"]
@@ -104,4 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except CamVidSegError as exc:
         return report_error(exc)
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: stop quietly, as Unix tools do, and keep Python
+        # from complaining again while flushing stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return code
