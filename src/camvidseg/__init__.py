@@ -17,10 +17,12 @@ from camvidseg.exceptions import (
     CamVidSegError,
     ConfigError,
     InvalidImageError,
+    InvalidLabelError,
     ModelLoadError,
     PaletteError,
     UnknownColorError,
 )
+from camvidseg.metrics import ConfusionMatrix, EvaluationResult
 from camvidseg.palette import CamVidPalette, ClassGrouping, get_grouping
 from camvidseg.postprocess import ChannelLayout
 from camvidseg.segmenter import DEFAULT_HANDLE, Segmentation, Segmenter
@@ -37,7 +39,10 @@ __all__ = [
     "ClassGrouping",
     "CleanupConfig",
     "ConfigError",
+    "ConfusionMatrix",
+    "EvaluationResult",
     "InvalidImageError",
+    "InvalidLabelError",
     "ModelLoadError",
     "PaletteError",
     "Segmentation",
