@@ -199,18 +199,19 @@ class RecordingBackend:
         return self.inner.predict(batch)
 
 
-def test_large_images_are_tiled_automatically() -> None:
-    image, truth = street_scene(600, 700, seed=3)
+def test_large_images_are_tiled_automatically(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(segmenter_module, "DEFAULT_TILE", 64)  # a small image is enough then
+    image, truth = street_scene(150, 170, seed=3)
     backend = RecordingBackend()
-    seg = Segmenter(backend, max_pixels=300_000, batch_size=2).segment(image)
+    seg = Segmenter(backend, max_pixels=10_000, overlap=16, batch_size=2).segment(image)
     np.testing.assert_array_equal(seg.labels, truth)
-    assert backend.shapes == [(2, 512, 512, 3), (2, 512, 512, 3)]
+    assert backend.shapes == [(2, 64, 64, 3)] * 6  # 3 tile rows of 4 tiles, 2 per call
     backend.shapes.clear()
-    Segmenter(backend, max_pixels=None).segment(image)
-    assert backend.shapes == [(1, 600, 700, 3)]
+    Segmenter(backend, max_pixels=None, overlap=16).segment(image)
+    assert backend.shapes == [(1, 150, 170, 3)]
     backend.shapes.clear()
-    Segmenter(backend).segment(image)  # the default budget is far above 600 x 700
-    assert backend.shapes == [(1, 600, 700, 3)]
+    Segmenter(backend, overlap=16).segment(image)  # the default budget is far above 150 x 170
+    assert backend.shapes == [(1, 150, 170, 3)]
 
 
 def test_huge_image_with_max_side_is_finalised_in_bands(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -226,6 +227,9 @@ def test_huge_image_with_max_side_is_finalised_in_bands(monkeypatch: pytest.Monk
     assert got.scores is not None
     assert want.scores is not None
     np.testing.assert_array_equal(got.scores, want.scores)
+    np.testing.assert_array_equal(
+        banded.predict_scores([image])[0], plain.predict_scores([image])[0]
+    )
 
 
 @attrs.define

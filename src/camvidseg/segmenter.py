@@ -221,6 +221,14 @@ def _builtin_palette_of(colors: NDArray[np.uint8] | None) -> CamVidPalette | Non
     return None
 
 
+def _resized(image: ImageArray, size: tuple[int, int]) -> ImageArray:
+    """``image`` resized bilinearly (Pillow) to ``size = (height, width)``, if it differs."""
+    if size == image.shape[:2]:
+        return image
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    return np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
     if value is not None and value < 1:
         raise ConfigError(f"{attribute.name} must be >= 1 (got {value})")
@@ -237,7 +245,7 @@ class Segmenter:
         grouping: Name of the 32 -> 11 grouping used when ``palette`` is CamVid-11.
         max_side: Resize so the longer side is at most this before inference; the scores are
             resized back before the argmax, so labels always have the input's size.
-        batch_size: Images per model call in :meth:`segment_batch`.
+        batch_size: Images (or tiles of one image) per model call.
         drop_void: With a 32-channel model, discard channel 0 instead of mapping it to Void.
         min_confidence: Pixels whose confidence is lower become unlabelled (255).
         keep_image: Keep the input array on each Segmentation (for overlays).
@@ -366,7 +374,7 @@ class Segmenter:
             results[i] = scores
         for i, image in enumerate(images):
             if results[i] is None:
-                results[i] = self._model_scores(image)
+                results[i] = resize_scores(self._model_scores(image), image.shape[:2])
         return [r for r in results if r is not None]
 
     # -- internals ----------------------------------------------------------------------------
@@ -444,11 +452,7 @@ class Segmenter:
         Returns the model input and its size before padding.
         """
         size = self._model_size(image.shape, limit_side, scale)
-        if flip:
-            image = image[:, ::-1]
-        if size != image.shape[:2]:
-            pil = Image.fromarray(np.ascontiguousarray(image))
-            image = np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+        image = _resized(image[:, ::-1] if flip else image, size)
         array = image.astype(np.float32) / np.float32(255.0)
         size_before_padding = (int(array.shape[0]), int(array.shape[1]))
         multiple = max(1, int(self.backend.input_multiple))
@@ -517,12 +521,8 @@ class Segmenter:
         and the rows no later tile touches are yielded. A yielded band is only valid until the
         next one is requested.
         """
-        model_image = image
         size = self._model_size(image.shape, self.max_side)
-        if size != image.shape[:2]:
-            model_image = np.asarray(
-                Image.fromarray(image).resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            )
+        model_image = _resized(image, size)
         tile = self._tile_size(image)
         if tile is None:
             yield 0, size[0], self._predict_views([model_image], None)[0]
@@ -556,7 +556,7 @@ class Segmenter:
             total[keep:] = 0.0
 
     def _model_scores(self, image: ImageArray) -> Scores:
-        """Full ``(H, W, C)`` scores of an image that needs tiling."""
+        """All of :meth:`_score_bands` in one ``(h, w, C)`` array (at model resolution)."""
         out: Scores | None = None
         for y0, y1, band in self._score_bands(image):
             if out is None:
@@ -564,7 +564,7 @@ class Segmenter:
                 out = np.empty((height, width, band.shape[-1]), np.float32)
             out[y0:y1] = band
         assert out is not None
-        return resize_scores(out, (image.shape[0], image.shape[1]))
+        return out
 
     def _segment_banded(
         self, image: ImageArray, source: Path | None, return_scores: bool
@@ -593,13 +593,7 @@ class Segmenter:
                 finish(y0, y1, band)
         else:
             # max_side: scores at model resolution are small; resize them back band by band.
-            model: Scores | None = None
-            for y0, y1, band in self._score_bands(image):
-                if model is None:
-                    size = self._model_size(image.shape, self.max_side)
-                    model = np.empty((*size, band.shape[-1]), np.float32)
-                model[y0:y1] = band
-            assert model is not None
+            model = self._model_scores(image)
             rows = max(1, _BAND_BYTES // (width * model.shape[-1] * 4))
             for y0 in range(0, height, rows):
                 y1 = min(height, y0 + rows)
