@@ -395,6 +395,28 @@ def closing(
 # -- majority filter -------------------------------------------------------------------------------
 
 
+def _own_label_counts(
+    labels: LabelMap, radius: int, dtype: type[np.unsignedinteger[Any]]
+) -> NDArray[np.unsignedinteger[Any]]:
+    """How many pixels of each pixel's ``(2r+1)^2`` window (clipped) share its label.
+
+    One comparison per pair of opposite offsets: ``p`` and ``p + d`` either match or not, which
+    counts for both of them.
+    """
+    height, width = labels.shape
+    own = np.ones(labels.shape, dtype=dtype)
+    for dy in range(0, min(radius, height - 1) + 1):
+        for dx in range(-min(radius, width - 1), min(radius, width - 1) + 1):
+            if dy == 0 and dx <= 0:
+                continue
+            first = (slice(0, height - dy), slice(max(0, -dx), width - max(0, dx)))
+            second = (slice(dy, height), slice(max(0, dx), width - max(0, -dx)))
+            same = (labels[first] == labels[second]).view(np.uint8)
+            np.add(own[first], same, out=own[first])
+            np.add(own[second], same, out=own[second])
+    return own
+
+
 def majority_filter(labels: LabelMap, size: int = 3) -> LabelMap:
     """Mode filter: each pixel takes the most frequent label in its ``size x size`` window.
 
@@ -428,15 +450,7 @@ def majority_filter(labels: LabelMap, size: int = 3) -> LabelMap:
     # Count the pixel's own label in its window; a strict majority is the mode, so only the
     # few remaining pixels (speckles, corners, junctions) need full per-class counts.
     count_dtype = np.uint8 if size * size < 256 else np.uint16
-    own = np.ones(labels.shape, dtype=count_dtype)
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            if dy == dx == 0 or abs(dy) >= height or abs(dx) >= width:
-                continue
-            ys, yd = slice(max(dy, 0), height + min(dy, 0)), slice(max(-dy, 0), height - max(dy, 0))
-            xs, xd = slice(max(dx, 0), width + min(dx, 0)), slice(max(-dx, 0), width - max(dx, 0))
-            same = labels[yd, xd] == labels[ys, xs]
-            np.add(own[yd, xd], same.view(np.uint8), out=own[yd, xd])
+    own = _own_label_counts(labels, radius, count_dtype)
     rows_in = np.minimum(np.arange(height), radius) + np.minimum(np.arange(height)[::-1], radius)
     cols_in = np.minimum(np.arange(width), radius) + np.minimum(np.arange(width)[::-1], radius)
     half_window = np.multiply.outer(
@@ -446,18 +460,22 @@ def majority_filter(labels: LabelMap, size: int = 3) -> LabelMap:
     pixels = np.flatnonzero(own <= half_window)
     if pixels.size == 0:
         return out
+    # Window labels of those pixels, from a copy framed by 256 (outside: a label of its own).
+    framed_width = width + 2 * radius
+    frame = np.full((height + 2 * radius, framed_width), 256, dtype=np.uint16)
+    frame[radius : radius + height, radius : radius + width] = labels
     py, px = np.divmod(pixels, width)
     row, col = np.divmod(np.arange(size * size), size)
-    ys = py[:, None] + (row - radius)
-    xs = px[:, None] + (col - radius)
-    inside = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
-    window = labels[np.clip(ys, 0, height - 1), np.clip(xs, 0, width - 1)]
-    present = np.flatnonzero(np.bincount(window.reshape(-1), minlength=256))
-    index_of = np.zeros(256, dtype=np.intp)
-    index_of[present] = np.arange(len(present))
+    window = frame.reshape(-1)[
+        ((py + radius) * framed_width + px + radius)[:, None]
+        + (row - radius) * framed_width
+        + (col - radius)
+    ]
+    present = np.flatnonzero(np.bincount(window.reshape(-1), minlength=257)[:256])
     classes = len(present)
+    index_of = np.full(257, classes, dtype=np.intp)  # outside: a last bin, dropped below
+    index_of[present] = np.arange(classes)
     votes = index_of[window]
-    votes[~inside] = classes  # a bin for outside pixels, dropped below
     rows = np.arange(len(pixels))[:, None] * (classes + 1)
     counts = np.bincount((rows + votes).reshape(-1), minlength=len(pixels) * (classes + 1))
     counts = counts.reshape(len(pixels), classes + 1)[:, :classes]
