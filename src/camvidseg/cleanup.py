@@ -405,7 +405,7 @@ def _own_label_counts(
     """
     height, width = labels.shape
     own = np.ones(labels.shape, dtype=dtype)
-    for dy in range(0, min(radius, height - 1) + 1):
+    for dy in range(min(radius, height - 1) + 1):
         for dx in range(-min(radius, width - 1), min(radius, width - 1) + 1):
             if dy == 0 and dx <= 0:
                 continue
