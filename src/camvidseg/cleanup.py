@@ -490,7 +490,7 @@ def majority_filter(labels: LabelMap, size: int = 3) -> LabelMap:
 # -- connected components on row runs -------------------------------------------------------------
 
 
-@attrs.define(eq=False)
+@attrs.frozen(eq=False)
 class _Components:
     """Connected regions of equal value, as row runs.
 
@@ -499,6 +499,7 @@ class _Components:
         starts: Flat index of each run's first pixel, ascending.
         lengths: Pixels per run.
         values: Value of each run.
+        run_of_pixel: ``(H * W,)`` int32 run index of every pixel.
         root: Per run, the index of the first run of its region (so regions are ordered by
             their first pixel in raster order).
     """
@@ -507,18 +508,11 @@ class _Components:
     starts: NDArray[np.intp]
     lengths: NDArray[np.intp]
     values: NDArray[Any]
+    run_of_pixel: NDArray[np.int32]
     root: NDArray[np.intp]
-    _run_of_pixel: NDArray[np.int32] | None = None
-
-    def run_of_pixel(self) -> NDArray[np.int32]:
-        """``(H * W,)`` int32 run index of every pixel (computed once, on demand)."""
-        if self._run_of_pixel is None:
-            runs = np.arange(len(self.starts), dtype=np.int32)
-            self._run_of_pixel = np.repeat(runs, self.lengths)
-        return self._run_of_pixel
 
     def region_of_pixel(self, pixels: NDArray[np.intp]) -> NDArray[np.intp]:
-        return self.root[self.run_of_pixel()[pixels]]
+        return self.root[self.run_of_pixel[pixels]]
 
     def region_sizes(self) -> NDArray[np.intp]:
         """Pixels per region, indexed by root run (0 for runs that are not roots)."""
@@ -564,32 +558,22 @@ def _components(values: NDArray[Any], connectivity: int) -> _Components:
     starts = np.flatnonzero(change)
     lengths = np.diff(starts, append=flat.size)
     run_values = flat[starts]
-    # Two runs in rows y and y+1 touch iff they share a column (or, with 8-connectivity, touch
-    # at a corner); every such contact shows at a column where a run of either row starts. So
-    # pair each run start with the run across (found by binary search on the sorted starts).
-    runs = np.arange(len(starts))
-    lower = starts >= width  # runs starting in rows 1.. : look at the row above
-    upper = starts < flat.size - width  # runs starting in rows ..H-2: look at the row below
-    across_up = np.searchsorted(starts, starts[lower] - width, side="right") - 1
-    across_down = np.searchsorted(starts, starts[upper] + width, side="right") - 1
-    pairs_a = [across_up, runs[upper]]  # the run in the upper row
-    pairs_b = [runs[lower], across_down]  # the run in the lower row
+    run_of_pixel = np.repeat(np.arange(len(starts), dtype=np.int32), lengths)
+    # Runs in rows y and y+1 touch iff two of their pixels are neighbours, and every such
+    # contact shows at a column where a run of either row starts: check those columns only.
+    below = np.flatnonzero(change[width:] | change[:-width]) + width
+    vertical = below[flat[below] == flat[below - width]]
+    pairs_a, pairs_b = [run_of_pixel[vertical - width]], [run_of_pixel[vertical]]
     if connectivity == 8:
-        # At column x > 0 (x starts a run in one of the rows), also pair the runs holding
-        # (y, x-1) with (y+1, x) and (y, x) with (y+1, x-1). Left of a run start is the run
-        # before; left of a pixel inside a run is the same run.
-        inner_lower = lower & (starts % width != 0)
-        up = across_up[inner_lower[lower]]
-        up_left = up - (starts[up] == starts[inner_lower] - width)
-        inner_upper = upper & (starts % width != 0)
-        down = across_down[inner_upper[upper]]
-        down_left = down - (starts[down] == starts[inner_upper] + width)
-        pairs_a += [up_left, up, runs[inner_upper], runs[inner_upper] - 1]
-        pairs_b += [runs[inner_lower], runs[inner_lower] - 1, down_left, down]
-    a, b = np.concatenate(pairs_a), np.concatenate(pairs_b)
-    same = run_values[a] == run_values[b]
-    root = _union_find(len(starts), a[same], b[same])
-    return _Components((height, width), starts, lengths, run_values, root)
+        inner = below[below % width != 0]
+        falling = inner[flat[inner - width - 1] == flat[inner]]  # (y, x-1) -- (y+1, x)
+        rising = inner[flat[inner - width] == flat[inner - 1]]  # (y, x) -- (y+1, x-1)
+        pairs_a += [run_of_pixel[falling - width - 1], run_of_pixel[rising - width]]
+        pairs_b += [run_of_pixel[falling], run_of_pixel[rising - 1]]
+    a = np.concatenate(pairs_a).astype(np.intp)
+    b = np.concatenate(pairs_b).astype(np.intp)
+    root = _union_find(len(starts), a, b)
+    return _Components((height, width), starts, lengths, run_values, run_of_pixel, root)
 
 
 def _unique_counts(values: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
