@@ -214,6 +214,20 @@ def test_large_images_are_tiled_automatically(monkeypatch: pytest.MonkeyPatch) -
     assert backend.shapes == [(1, 150, 170, 3)]
 
 
+def test_a_batch_mixing_tiled_and_whole_images_keeps_its_order() -> None:
+    images = [random_image(20, 30, seed=1), random_image(70, 90, seed=2), random_image(9, 9)]
+    segmenter = Segmenter(NearestColorBackend(), max_pixels=1000, overlap=8, batch_size=3)
+    assert [segmenter._banded(image) for image in images] == [False, True, False]
+    plain = Segmenter(NearestColorBackend(), max_pixels=None)
+    results = list(segmenter.segment_batch(images))
+    assert [r.shape for r in results] == [(20, 30), (70, 90), (9, 9)]
+    for image, got in zip(images, results, strict=True):
+        np.testing.assert_array_equal(got.labels, plain.segment(image).labels)
+    scores = segmenter.predict_scores(images)
+    for image, got_scores in zip(images, scores, strict=True):
+        np.testing.assert_array_equal(got_scores, plain.predict_scores([image])[0])
+
+
 def test_huge_image_with_max_side_is_finalised_in_bands(monkeypatch: pytest.MonkeyPatch) -> None:
     image = random_image(61, 83, seed=5)
     plain = Segmenter(NearestColorBackend(), max_side=40, max_pixels=None)
