@@ -22,6 +22,7 @@ from camvidseg._types import (
     Scores,
 )
 from camvidseg.backends.base import Backend, check_scores
+from camvidseg.cleanup import CleanupConfig
 from camvidseg.exceptions import ConfigError, InvalidImageError
 from camvidseg.imageio import read_label_png, save_label_png, to_rgb_array
 from camvidseg.palette import CamVidPalette, get_grouping
@@ -138,6 +139,19 @@ class Segmentation:
         return attrs.evolve(
             self, labels=group.remap(self.labels), palette=group.target, scores=None
         )
+
+    def with_cleanup(self, cleanup: CleanupConfig) -> Segmentation:
+        """The labels cleaned up with ``cleanup`` (ids of this palette; confidence unchanged).
+
+        Example:
+            >>> labels = np.array([[17, 17, 17], [17, 5, 17], [17, 17, 17]], np.uint8)
+            >>> seg = Segmentation(labels, np.ones((3, 3), np.float32))
+            >>> seg.with_cleanup(CleanupConfig(majority=3)).class_counts()
+            {'Road': 9}
+        """
+        if not cleanup.enabled:
+            return self
+        return attrs.evolve(self, labels=cleanup.apply(self.labels))
 
     def with_min_confidence(self, threshold: float) -> Segmentation:
         """Pixels with confidence below ``threshold`` become unlabelled (255)."""
@@ -258,6 +272,10 @@ class Segmenter:
             ``None`` never tiles automatically.
         tta: Test-time augmentation: class probabilities are averaged over horizontal flips
             and scales (see :class:`~camvidseg.tta.TTAConfig`) before the argmax.
+        cleanup: Label-map cleanup (:class:`~camvidseg.cleanup.CleanupConfig`) run on the
+            labels of ``palette`` (after grouping to CamVid-11, so its ``classes`` are ids of
+            ``palette``) and before ``min_confidence``, which then abstains where the model's
+            own top-class confidence is low. ``confidence`` is not changed by the cleanup.
 
     Example:
         >>> from camvidseg.testing import NearestColorBackend
@@ -282,6 +300,7 @@ class Segmenter:
         default=DEFAULT_MAX_PIXELS, kw_only=True, validator=_positive
     )
     tta: TTAConfig | None = attrs.field(default=None, kw_only=True)
+    cleanup: CleanupConfig | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         if self.palette.name not in ("camvid32", "camvid11"):
@@ -293,6 +312,10 @@ class Segmenter:
         TileGrid.for_shape((1, 1), self.tile or DEFAULT_TILE, self.overlap)  # validates overlap
         if self.tta is not None and not isinstance(self.tta, TTAConfig):
             raise ConfigError(f"tta must be a TTAConfig or None (got {type(self.tta).__name__})")
+        if self.cleanup is not None and not isinstance(self.cleanup, CleanupConfig):
+            raise ConfigError(
+                f"cleanup must be a CleanupConfig or None (got {type(self.cleanup).__name__})"
+            )
 
     @classmethod
     def from_hub(
@@ -419,6 +442,9 @@ class Segmenter:
         )
         if self.palette.name == "camvid11":
             result = result.to_camvid11(self.grouping)
+        # Cleanup first: it only ever sees class ids, so abstaining (255) is never smoothed over.
+        if self.cleanup is not None:
+            result = result.with_cleanup(self.cleanup)
         if self.min_confidence is not None:
             result = result.with_min_confidence(self.min_confidence)
         return result

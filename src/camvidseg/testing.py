@@ -1,6 +1,7 @@
 """Fakes and builders for tests — ours and yours.
 
 * :class:`NearestColorBackend`: a numpy model whose answer is the nearest CamVid colour per pixel.
+* :class:`SpeckleNoiseBackend`: a model with known noise (deterministic speckles), for tuning.
 * :func:`write_fake_savedmodel`: writes a SavedModel with HRNet's ``predict``/``get_features``
   signatures computing the same thing in TensorFlow, so the real ``tensorflow_hub.load`` path runs
   without the real weights (needs the ``tf`` extra).
@@ -22,12 +23,14 @@ from camvidseg.backends.fake import (
     DEFAULT_BACKGROUND_LOGIT,
     DEFAULT_TEMPERATURE,
     NearestColorBackend,
+    SpeckleNoiseBackend,
     nearest_color_logits,
 )
 from camvidseg.palette import CamVidPalette
 
 __all__ = [
     "NearestColorBackend",
+    "SpeckleNoiseBackend",
     "nearest_color_logits",
     "street_scene",
     "write_fake_savedmodel",

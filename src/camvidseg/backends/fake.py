@@ -8,16 +8,17 @@ label maps and confidences, and everything above the backend runs for real witho
 from __future__ import annotations
 
 import time
+import zlib
 
 import attrs
 import numpy as np
 from numpy.typing import NDArray
 
 from camvidseg._types import Scores
-from camvidseg.backends.base import check_batch
+from camvidseg.backends.base import Backend, check_batch
 from camvidseg.palette import CamVidPalette
 
-__all__ = ["NearestColorBackend", "nearest_color_logits"]
+__all__ = ["NearestColorBackend", "SpeckleNoiseBackend", "nearest_color_logits"]
 
 #: Softmax temperature in squared 8-bit RGB units: neighbours ~64 levels apart differ by ~2 logits.
 DEFAULT_TEMPERATURE = 2048.0
@@ -116,3 +117,59 @@ class NearestColorBackend:
         projection = np.random.default_rng(0).standard_normal((3, self.feature_dim))
         features: NDArray[np.float32] = (pooled @ projection).astype(np.float32)
         return features
+
+
+@attrs.define
+class SpeckleNoiseBackend:
+    """A fake model with known noise: another backend whose answers are speckled.
+
+    In every image of a batch a deterministic ``fraction`` of the pixels (chosen from the
+    image's content and ``seed``, so the same image always gets the same speckles and a flipped
+    or rescaled view gets others) take the scores of a random other pixel of the same image:
+    confident, plausible wrong classes scattered as isolated dots, which cleanup can repair.
+
+    Args:
+        inner: The clean backend (default: :class:`NearestColorBackend`).
+        fraction: Share of pixels whose scores are replaced, in ``[0, 1]``.
+        seed: Varies the speckle pattern.
+
+    Example:
+        >>> backend = SpeckleNoiseBackend(fraction=0.5)
+        >>> batch = np.zeros((1, 4, 4, 3), np.float32); batch[0, :, 2:] = [128/255, 64/255, 128/255]
+        >>> labels = backend.predict(batch).argmax(-1)[0]
+        >>> int((labels != NearestColorBackend().predict(batch).argmax(-1)[0]).sum()) > 0
+        True
+    """
+
+    inner: Backend = attrs.field(factory=NearestColorBackend)
+    fraction: float = attrs.field(default=0.1)
+    seed: int = 0
+    calls: int = attrs.field(default=0, init=False)
+
+    @fraction.validator
+    def _check_fraction(self, attribute: attrs.Attribute[float], value: float) -> None:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"fraction must be in [0, 1] (got {value})")
+
+    @property
+    def name(self) -> str:
+        return f"{self.inner.name}+speckle{self.fraction:g}/{self.seed}"
+
+    @property
+    def input_multiple(self) -> int:
+        return self.inner.input_multiple
+
+    def predict(self, batch: NDArray[np.float32]) -> Scores:
+        check_batch(batch)
+        self.calls += 1
+        clean: Scores = self.inner.predict(batch)
+        noisy: Scores = clean.copy()
+        _, height, width, _ = batch.shape
+        for i in range(batch.shape[0]):
+            digest = zlib.crc32(np.ascontiguousarray(batch[i]).tobytes())
+            rng = np.random.default_rng([self.seed, digest])
+            ys, xs = np.nonzero(rng.random((height, width)) < self.fraction)
+            noisy[i, ys, xs] = clean[
+                i, rng.integers(0, height, ys.size), rng.integers(0, width, xs.size)
+            ]
+        return noisy
