@@ -1071,7 +1071,8 @@ class TuneResult:
         gain = self.improvement
         summary = (
             f"{len(self.trials)} settings evaluated ({len(distinct)} distinct results; "
-            f"{self.search} search, {self.passes} passes over the cache) on {self.num_images} "
+            f"{self.search} search, {self.passes} pass{'es' if self.passes != 1 else ''} over the "
+            f"cache) on {self.num_images} "
             f"images; best {label} {_percent(self.best.score)}"
         )
         if gain is not None:

@@ -26,13 +26,14 @@ from camvidseg.exceptions import CamVidSegError
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("segment", "evaluate", "model")
+COMMANDS: tuple[str, ...] = ("segment", "evaluate", "tune", "model")
 
 _EPILOG = """examples:
   camvidseg segment examples/images -o out/
   camvidseg model download                      # fetch the model once, for offline use
   camvidseg segment photos/ -o out/ --model /models/camvid-hrnetv2-w48 --outputs labels,panel
   camvidseg evaluate out/labels CamVid/LabeledApproved_full -o report/
+  camvidseg tune CamVid/val CamVid/valannot --classes 11 -o tuned.json
   camvidseg segment --help
 """
 

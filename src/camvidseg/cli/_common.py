@@ -97,7 +97,9 @@ def load_segmenter(args: argparse.Namespace) -> Segmenter:
     """Build the Segmenter the common options describe.
 
     ``--model fake:33`` / ``fake:32`` selects the deterministic nearest-colour fake model (for
-    demos and tests); it is only ever used when asked for by name.
+    demos and tests), ``fake:noisy`` the same with known speckle noise
+    (:class:`~camvidseg.backends.fake.SpeckleNoiseBackend`); they are only ever used when asked
+    for by name.
     """
     from camvidseg.palette import CamVidPalette
     from camvidseg.segmenter import Segmenter
@@ -112,8 +114,12 @@ def load_segmenter(args: argparse.Namespace) -> Segmenter:
         from camvidseg.backends.fake import NearestColorBackend
 
         channels = model.removeprefix(FAKE_MODEL_PREFIX) or "33"
+        if channels == "noisy":  # known speckle noise, for demonstrating `camvidseg tune`
+            from camvidseg.backends.fake import SpeckleNoiseBackend
+
+            return Segmenter(SpeckleNoiseBackend(), **options)
         if channels not in ("32", "33"):
-            raise ConfigError(f"unknown fake model {model!r} (use fake:33 or fake:32)")
+            raise ConfigError(f"unknown fake model {model!r} (use fake:33, fake:32 or fake:noisy)")
         return Segmenter(NearestColorBackend(channels=int(channels)), **options)
     return Segmenter.from_hub(model, cache_dir=args.cache_dir, timeout=args.timeout, **options)
 
