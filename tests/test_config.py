@@ -63,7 +63,7 @@ def configs(draw: st.DrawFn) -> SegmentConfig:
 def test_dict_and_json_round_trip(config: SegmentConfig) -> None:
     data = config.to_dict()
     assert data["version"] == CONFIG_VERSION
-    assert list(data)[0] == "version"
+    assert next(iter(data)) == "version"
     assert SegmentConfig.from_dict(data) == config
     assert SegmentConfig.from_dict(json.loads(config.to_json())) == config
 
@@ -79,7 +79,9 @@ def test_file_round_trip(tmp_path_factory: pytest.TempPathFactory, config: Segme
 def test_defaults_and_identity_tta() -> None:
     config = SegmentConfig.from_dict({})
     assert config == SegmentConfig()
-    assert config.classes == 32 and config.tta is None and not config.cleanup.enabled
+    assert config.classes == 32
+    assert config.tta is None
+    assert not config.cleanup.enabled
     assert SegmentConfig(tta=TTAConfig()).tta is None  # the identity is no augmentation
     assert SegmentConfig.from_dict({"tta": {"flip": False, "scales": [1]}}).tta is None
     assert SegmentConfig.from_dict({"min_confidence": 1}).min_confidence == 1.0
@@ -147,9 +149,9 @@ def test_not_an_object() -> None:
 
 def test_direct_construction_is_validated() -> None:
     with pytest.raises(ConfigError, match="tta must be a TTAConfig"):
-        SegmentConfig(tta={"flip": True})  # type: ignore[arg-type]
+        SegmentConfig(tta={"flip": True})
     with pytest.raises(ConfigError, match="cleanup must be a CleanupConfig"):
-        SegmentConfig(cleanup={"majority": 3})  # type: ignore[arg-type]
+        SegmentConfig(cleanup={"majority": 3})
     with pytest.raises(ConfigError, match="classes must be 32 or 11"):
         SegmentConfig(classes=33)
 

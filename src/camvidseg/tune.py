@@ -722,7 +722,8 @@ class PredictionCache:
         if not path.is_file():
             return False
         try:
-            with np.load(path, allow_pickle=False) as data:
+            # An open handle of our own: np.load leaks the one it opens when the zip is bad.
+            with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
                 return str(data["key"]) == self.key(image_hash, view)
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
             return False
@@ -735,7 +736,7 @@ class PredictionCache:
         if not path.is_file():
             return None
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
                 stored_key = str(data["key"])
                 view_prediction = ViewPrediction(
                     data["ids"], data["probs"], data["weight"], data["channel_ids"]
@@ -1138,6 +1139,20 @@ def _image_files(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str
     return [Path(p) for p in images]
 
 
+def _split_files(images: list[Path], truth: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Images and ground truth may share a folder: a file in both lists is ground truth when
+    named ``*_L`` (CamVid's colour labels), else an image."""
+    shared = {p.resolve() for p in images} & {p.resolve() for p in truth}
+
+    def is_truth(path: Path) -> bool:
+        return path.stem.endswith("_L")
+
+    return (
+        [p for p in images if p.resolve() not in shared or not is_truth(p)],
+        [p for p in truth if p.resolve() not in shared or is_truth(p)],
+    )
+
+
 def _cache_settings(base: SegmentConfig) -> dict[str, Any]:
     return {
         "max_side": base.max_side,
@@ -1351,10 +1366,7 @@ def tune(
     gt_dir = Path(ground_truth)
     if not gt_dir.is_dir():
         raise ConfigError(f"ground-truth folder {gt_dir}: no such folder")
-    image_files = _image_files(images)
-    gt_files = list_files(gt_dir, LABEL_SUFFIXES)
-    own = {p.resolve() for p in image_files}
-    gt_files = [p for p in gt_files if p.resolve() not in own]
+    image_files, gt_files = _split_files(_image_files(images), list_files(gt_dir, LABEL_SUFFIXES))
     pairs, problems = pair_by_stem(image_files, gt_files, report_unused_ground_truth=False)
     if not pairs:
         raise ConfigError(
