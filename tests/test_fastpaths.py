@@ -15,7 +15,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
-from tests.strategies import rgb_images
 
 from camvidseg import UnknownColorError, postprocess
 from camvidseg._reference import (
@@ -34,6 +33,7 @@ from camvidseg.postprocess import (
     labels_and_confidence,
     overlay,
 )
+from tests.strategies import rgb_images
 
 LAYOUTS = {
     "background33": ChannelLayout.detect(33),
@@ -214,10 +214,9 @@ def label_images(draw: st.DrawFn, palette: CamVidPalette) -> NDArray[np.uint8]:
     """RGB label images: mostly palette colours, some arbitrary colours, odd shapes."""
     shape = (draw(st.integers(1, 11)), draw(st.integers(1, 11)))
     ids = draw(hnp.arrays(np.uint8, shape, elements=st.integers(0, len(palette) - 1)))
-    rgb = palette.colors[ids]
     noise = draw(hnp.arrays(np.uint8, (*shape, 3)))
     unknown = draw(hnp.arrays(np.bool_, shape)) & draw(st.booleans())
-    rgb: NDArray[np.uint8] = np.where(unknown[..., None], noise, rgb)
+    rgb: NDArray[np.uint8] = np.where(unknown[..., None], noise, palette.colors[ids])
     return rgb
 
 

@@ -55,7 +55,8 @@ def colorize_reference(labels: LabelMap, colors: NDArray[np.uint8]) -> ImageArra
     """Fancy indexing into a 256-entry table (ids without a colour are black).
 
     Example:
-        >>> colorize_reference(np.array([[1, 7]], np.uint8), np.array([[0, 0, 0], [9, 8, 7]], np.uint8))
+        >>> colors = np.array([[0, 0, 0], [9, 8, 7]], np.uint8)
+        >>> colorize_reference(np.array([[1, 7]], np.uint8), colors)
         array([[[9, 8, 7],
                 [0, 0, 0]]], dtype=uint8)
     """
@@ -69,7 +70,8 @@ def overlay_reference(image: ImageArray, mask: ImageArray, alpha: float) -> Imag
     """``rint((1 - alpha) * image + alpha * mask)`` in float64, rounding half to even.
 
     Example:
-        >>> overlay_reference(np.full((1, 1, 3), 10, np.uint8), np.full((1, 1, 3), 11, np.uint8), 0.5)
+        >>> image, mask = np.full((1, 1, 3), 10, np.uint8), np.full((1, 1, 3), 11, np.uint8)
+        >>> overlay_reference(image, mask, 0.5)
         array([[[10, 10, 10]]], dtype=uint8)
     """
     blended = (1.0 - alpha) * image.astype(np.float64) + alpha * mask.astype(np.float64)
@@ -89,7 +91,8 @@ def decode_reference(
 
     Example:
         >>> colors = np.array([[1, 2, 3], [4, 5, 6]], np.uint8)
-        >>> labels, known = decode_reference(np.array([[[4, 5, 6], [0, 0, 0]]], np.uint8), colors, 255)
+        >>> rgb = np.array([[[4, 5, 6], [0, 0, 0]]], np.uint8)
+        >>> labels, known = decode_reference(rgb, colors, 255)
         >>> labels.tolist(), known.tolist()
         ([[1, 255]], [[True, False]])
     """

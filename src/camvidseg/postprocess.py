@@ -430,10 +430,9 @@ def overlay(image: ImageArray, mask: ImageArray, alpha: float = 0.6) -> ImageArr
             f"image and mask must be HxWx3 uint8 of one shape "
             f"(got {image.shape} {image.dtype} and {mask.shape} {mask.dtype})"
         )
-    if alpha == 0.0:
-        return image.copy()
-    if alpha == 1.0:
-        return mask.copy()
+    if alpha in (0.0, 1.0):
+        end: ImageArray = (mask if alpha else image).copy()
+        return end
     index = np.left_shift(image, 8, dtype=np.uint16)
     np.bitwise_or(index, mask, out=index)
     blended: ImageArray = np.take(blend_table(alpha), index)

@@ -20,7 +20,7 @@ from camvidseg._types import (
     LabelMap,
     Scores,
 )
-from camvidseg.backends.base import Backend, check_scores
+from camvidseg.backends.base import Backend, LabelBackend, check_scores
 from camvidseg.exceptions import ConfigError, InvalidImageError
 from camvidseg.imageio import load_label_png, save_label_png, to_rgb_array
 from camvidseg.palette import CamVidPalette, get_grouping
@@ -178,6 +178,9 @@ class Segmenter:
         drop_void: With a 32-channel model, discard channel 0 instead of mapping it to Void.
         min_confidence: Pixels whose confidence is lower become unlabelled (255).
         keep_image: Keep the input array on each Segmentation (for overlays).
+        fused_labels: Let a :class:`~camvidseg.backends.LabelBackend` compute labels and
+            confidence itself (e.g. inside the TF graph) when no scores are needed (no
+            ``return_scores``, no ``max_side`` resize); the results are the same.
 
     Example:
         >>> from camvidseg.testing import NearestColorBackend
@@ -196,6 +199,7 @@ class Segmenter:
     min_confidence: float | None = attrs.field(default=None, kw_only=True)
     keep_image: bool = attrs.field(default=True, kw_only=True)
     layout: ChannelLayout | None = attrs.field(default=None, kw_only=True)
+    fused_labels: bool = attrs.field(default=True, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         if self.palette.name not in ("camvid32", "camvid11"):
@@ -296,8 +300,43 @@ class Segmenter:
         self, chunk: list[tuple[ImageArray, Path | None]], return_scores: bool
     ) -> Iterator[Segmentation]:
         arrays = [array for array, _ in chunk]
+        fused = (
+            self.backend if self.fused_labels and isinstance(self.backend, LabelBackend) else None
+        )
+        # The layout is learnt from the first scores, so the first chunk takes the score path.
+        if (
+            fused is not None
+            and self.layout is not None
+            and not return_scores
+            and not self.max_side
+        ):
+            # The backend computes labels and confidence where the scores are (5 bytes/pixel).
+            pairs = self._predict_labels(fused, self.layout, arrays)
+            for (array, source), (labels, conf) in zip(chunk, pairs, strict=True):
+                yield self._result(array, labels, conf, None, source)
+            return
         for (array, source), scores in zip(chunk, self.predict_scores(arrays), strict=True):
             yield self._finish(array, scores, source, return_scores)
+
+    def _predict_labels(
+        self, backend: LabelBackend, layout: ChannelLayout, images: Sequence[ImageArray]
+    ) -> list[tuple[LabelMap, ConfidenceMap]]:
+        """Like :meth:`predict_scores`, but the backend returns labels and confidence."""
+        prepared = [self._model_input(image) for image in images]
+        results: list[tuple[LabelMap, ConfidenceMap] | None] = [None] * len(images)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, (array, _) in enumerate(prepared):
+            by_shape.setdefault(array.shape, []).append(index)
+        for indices in by_shape.values():
+            batch = np.stack([prepared[i][0] for i in indices])
+            labels, conf = backend.predict_labels(batch, layout)
+            for k, i in enumerate(indices):
+                height, width = prepared[i][1]
+                results[i] = (
+                    np.ascontiguousarray(labels[k, :height, :width]),
+                    np.ascontiguousarray(conf[k, :height, :width]),
+                )
+        return [r for r in results if r is not None]
 
     def _finish(
         self, image: ImageArray, scores: Scores, source: Path | None, return_scores: bool
@@ -305,6 +344,16 @@ class Segmenter:
         layout = self._layout_for(scores.shape[-1])
         labels, conf = labels_and_confidence(scores, layout)
         class_scores = to_class_scores(scores, layout) if return_scores else None
+        return self._result(image, labels, conf, class_scores, source)
+
+    def _result(
+        self,
+        image: ImageArray,
+        labels: LabelMap,
+        conf: ConfidenceMap,
+        class_scores: Scores | None,
+        source: Path | None,
+    ) -> Segmentation:
         result = Segmentation(
             labels,
             conf,
