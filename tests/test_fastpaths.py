@@ -45,12 +45,15 @@ LAYOUTS = {
 @st.composite
 def tied_scores(draw: st.DrawFn, channels: int) -> NDArray[np.float32]:
     """``(B?, H, W, C)`` scores from a tiny value set: ties everywhere, channel 0 often winning
-    or tied, some all-zero pixels, odd shapes down to 1x1."""
+    or tied, some all-zero pixels, negative values and -0.0, odd shapes down to 1x1."""
     lead = draw(st.sampled_from([(), (1,), (2,)]))
     shape = (*lead, draw(st.integers(1, 9)), draw(st.integers(1, 9)), channels)
-    values = st.sampled_from([0.0, 0.0, 0.125, 0.25, 0.5, 0.5, 1.0])
+    values = st.sampled_from([0.0, -0.0, 0.125, 0.25, 0.5, 0.5, 1.0, -0.25])
     raw = draw(hnp.arrays(np.float32, shape, elements=values))
     if draw(st.booleans()):
+        # Probabilities: non-negative, so CONFIDENCE_RTOL bounds any summation order. (Sums of
+        # the raw dyadic values above are exact in any order, negative or not.)
+        raw = np.abs(raw)
         raw /= np.maximum(raw.sum(axis=-1, keepdims=True), np.float32(1e-6))
     return raw
 

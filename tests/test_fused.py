@@ -30,14 +30,19 @@ ROAD, SKY = (128, 64, 128), (128, 128, 128)
 
 
 def tied_scores(channels: int, seed: int) -> NDArray[np.float32]:
-    """``(2, 9, 11, C)`` scores from a tiny value set: ties everywhere, channel 0 often among
-    the winners, all-zero pixels included."""
+    """``(2, 9, 11, C)`` scores from a tiny set of dyadic values (so every summation order
+    gives the same sum): ties everywhere, channel 0 often among the winners, all-zero pixels,
+    negative values and -0.0 (which numpy's argmax treats as equal to 0.0)."""
     rng = np.random.default_rng(seed)
-    values = np.array([0.0, 0.0, 0.125, 0.25, 0.5, 0.5, 1.0], np.float32)
+    values = np.array([0.0, -0.0, 0.125, 0.25, 0.5, 0.5, 1.0, -0.25], np.float32)
     scores = values[rng.integers(0, len(values), (2, 9, 11, channels))]
     scores[0, 0] = 0.0
     scores[0, 1] = 0.25
     scores[1, 0, :, 0] = 1.0
+    scores[1, 1] = -0.0
+    scores[1, 1, :, 3] = 0.0  # +0.0 after -0.0: the first (-0.0) must win
+    scores[1, 2] = -0.5
+    scores[1, 2, :, 5] = -0.25
     return scores
 
 

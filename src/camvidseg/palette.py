@@ -327,7 +327,7 @@ class CamVidPalette:
         if unknown == "void" and self.void_id is None:
             raise PaletteError(f"palette {self.name} has no Void class")
         keys = rgb_keys(rgb)
-        labels = np.take(self.decode_table(), keys).reshape(rgb.shape[:2])
+        labels = np.take(self.decode_table(), keys, mode="clip").reshape(rgb.shape[:2])
         missing = labels == _MISSING
         if missing.any():
             if unknown == "error":

@@ -198,8 +198,12 @@ def labels_and_confidence_op(layout: ChannelLayout, *, jit_compile: bool = True)
     The same computation as :func:`camvidseg.postprocess.labels_and_confidence`: drop channel 0
     if the layout says so, argmax (first maximum on ties), map channels to CamVid-32 ids, and
     the winning probability divided by the sum of the kept channels (0 where that sum is 0),
-    clipped to ``[0, 1]``. Compiled with XLA when ``jit_compile`` (one fused pass over the
-    scores), so only 5 bytes per pixel (uint8 label, float32 confidence) come out.
+    clipped to ``[0, 1]``. Only 5 bytes per pixel (uint8 label, float32 confidence) come out.
+
+    With ``jit_compile``, XLA computes the maximum, its first index and the sum in *one* pass
+    over the scores (a variadic reduction over ``(key, score)`` pairs, see :func:`_one_pass`),
+    where ``argmax``, ``max`` and ``sum`` would take three. Without XLA (or without the tf2xla
+    ops) it uses those three plain TF ops.
 
     Args:
         layout: The model's channel layout.
@@ -212,17 +216,69 @@ def labels_and_confidence_op(layout: ChannelLayout, *, jit_compile: bool = True)
     tf, _ = _import_tf()
     first = int(layout.drop_first)
     ids = tf.constant(layout.channel_ids, dtype=tf.uint8)
+    variadic_reduce = _variadic_reduce() if jit_compile else None
 
     def labels_and_confidence(scores: Any) -> tuple[Any, Any]:
         kept = scores[..., first:]
-        index = tf.argmax(kept, axis=-1, output_type=tf.int32)
-        best = tf.reduce_max(kept, axis=-1)
-        total = tf.reduce_sum(kept, axis=-1)
+        if variadic_reduce is not None:
+            index, best, total = _one_pass(tf, variadic_reduce, kept)
+        else:
+            index = tf.argmax(kept, axis=-1, output_type=tf.int32)
+            best = tf.reduce_max(kept, axis=-1)
+            total = tf.reduce_sum(kept, axis=-1)
         positive = total > 0
         conf = tf.where(positive, best / tf.where(positive, total, tf.ones_like(total)), 0.0)
         return tf.gather(ids, index), tf.clip_by_value(conf, 0.0, 1.0)
 
     return tf.function(labels_and_confidence, jit_compile=jit_compile, reduce_retracing=True)
+
+
+#: Index slots packed below a score's bits in :func:`_one_pass` keys (channels <= 64).
+_INDEX_SLOTS = 64
+
+
+def _variadic_reduce() -> Any:
+    try:
+        from tensorflow.compiler.tf2xla.python import xla
+    except ImportError:  # the tf2xla Python ops are not in every TF build
+        return None
+    return getattr(xla, "variadic_reduce", None)
+
+
+def _one_pass(tf: Any, variadic_reduce: Any, kept: Any) -> tuple[Any, Any, Any]:
+    """``(argmax, max, sum)`` over the last axis in one XLA reduction.
+
+    Each score becomes an int64 key ``order(score) * 64 + (63 - channel)``, where ``order`` maps
+    float32 to int32 monotonically (its bits, magnitude-flipped for negatives; -0.0 is made
+    +0.0 first, as numpy compares them equal). The largest key holds the maximum score and,
+    among equal scores, the *smallest* channel: numpy's tie rule. The same reduction sums the
+    scores alongside.
+    """
+    channels = int(kept.shape[-1])
+    if channels > _INDEX_SLOTS:
+        raise BackendError(f"at most {_INDEX_SLOTS} channels fit the fused op (got {channels})")
+    spec_key, spec_sum = tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.float32)
+
+    @tf.function(input_signature=[spec_key, spec_sum, spec_key, spec_sum])  # type: ignore[untyped-decorator]
+    def keep_max_add_sum(key_a: Any, sum_a: Any, key_b: Any, sum_b: Any) -> tuple[Any, Any]:
+        return tf.maximum(key_a, key_b), sum_a + sum_b
+
+    def order(bits: Any) -> Any:  # an involution: also maps order back to bits
+        return tf.where(bits < 0, tf.bitwise.bitwise_xor(bits, 0x7FFFFFFF), bits)
+
+    no_negative_zero = tf.where(kept == 0.0, tf.zeros_like(kept), kept)
+    ranks = tf.cast(order(tf.bitcast(no_negative_zero, tf.int32)), tf.int64)
+    slots = (_INDEX_SLOTS - 1) - tf.range(channels, dtype=tf.int64)
+    keys = ranks * _INDEX_SLOTS + slots
+    best_key, total = variadic_reduce(
+        (keys, kept),
+        (tf.constant(np.iinfo(np.int64).min), tf.constant(0.0, tf.float32)),
+        [kept.shape.rank - 1],
+        keep_max_add_sum.get_concrete_function(),
+    )
+    index = (_INDEX_SLOTS - 1) - tf.cast(tf.math.floormod(best_key, _INDEX_SLOTS), tf.int32)
+    best_bits = order(tf.cast(tf.math.floordiv(best_key, _INDEX_SLOTS), tf.int32))
+    return index, tf.bitcast(best_bits, tf.float32), total
 
 
 class _FusedLabels:
