@@ -17,7 +17,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -55,7 +55,7 @@ def timeit(function: Callable[[], object], repeat: int = 7, min_time: float = 0.
     return statistics.median(per_call)
 
 
-def timings(functions: dict[str, Callable[[], object]], repeat: int = 7) -> dict[str, float]:
+def timings(functions: Mapping[str, Callable[[], object]], repeat: int = 7) -> dict[str, float]:
     """:func:`timeit` of several functions, interleaved so that load changes hit all alike."""
     for function in functions.values():
         function()

@@ -8,6 +8,8 @@ loop, and OpenCV's ``cv2.LUT`` when installed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import _tutorial
 import numpy as np
 from _common import Row, frame_labels, have_module, ms, print_rows, row, timeit, timings
@@ -24,7 +26,7 @@ def main() -> list[Row]:
     for got in (palette.colorize(labels), colorize(labels, palette.colors)):
         if not np.array_equal(got, expected):
             raise AssertionError("fast colorize differs from the reference")
-    functions = {
+    functions: dict[str, Callable[[], object]] = {
         "palette": lambda: palette.colorize(labels),
         "function": lambda: colorize(labels, palette.colors),
         "obvious": lambda: palette.color_lut[labels],
@@ -34,8 +36,12 @@ def main() -> list[Row]:
         import cv2
 
         lut = palette.color_lut.reshape(256, 1, 3)
-        functions["opencv"] = lambda: cv2.LUT(cv2.merge([labels, labels, labels]), lut)
-        if not np.array_equal(functions["opencv"](), expected):
+
+        def opencv() -> object:
+            return cv2.LUT(cv2.merge([labels, labels, labels]), lut)
+
+        functions["opencv"] = opencv
+        if not np.array_equal(np.asarray(opencv()), expected):
             raise AssertionError("cv2.LUT colouring differs from the reference")
     t = timings(functions)
     floor = timeit(lambda: np.max(expected))

@@ -8,6 +8,8 @@ a few pixels: speed comparison only).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import _tutorial
 import numpy as np
 from _common import (
@@ -34,7 +36,7 @@ def main() -> list[Row]:
     mask = CamVidPalette.camvid32().colorize(frame_labels(seed=1))
     if not np.array_equal(overlay(image, mask, ALPHA), overlay_reference(image, mask, ALPHA)):
         raise AssertionError("fast overlay differs from the reference")
-    functions = {
+    functions: dict[str, Callable[[], object]] = {
         "fast": lambda: overlay(image, mask, ALPHA),
         "obvious": lambda: overlay_reference(image, mask, ALPHA),
         "tutorial": lambda: _tutorial.overlay(image, mask, ALPHA),

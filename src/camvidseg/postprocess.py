@@ -53,6 +53,9 @@ CONFIDENCE_RTOL = 2.0**-18
 #: few numpy calls per block.
 _BLOCK_PIXELS = 8192
 
+#: Bytes per block in :func:`overlay`.
+_BLEND_BLOCK = 1 << 16
+
 
 def _readonly_ids(values: object) -> NDArray[np.uint8]:
     ids = np.array(values, dtype=np.uint8, copy=True).reshape(-1)
@@ -443,9 +446,19 @@ def overlay(image: ImageArray, mask: ImageArray, alpha: float = 0.6) -> ImageArr
     if alpha in (0.0, 1.0):
         end: ImageArray = (mask if alpha else image).copy()
         return end
-    index = np.left_shift(image, 8, dtype=np.uint16)
-    np.bitwise_or(index, mask, out=index)
-    blended: ImageArray = np.take(blend_table(alpha), index, mode="clip")
+    table = blend_table(alpha)
+    image_flat = np.ascontiguousarray(image).reshape(-1)
+    mask_flat = np.ascontiguousarray(mask).reshape(-1)
+    blended: ImageArray = np.empty(image_flat.size, dtype=np.uint8)
+    # Blocks keep the uint16 index (128 kB) and the table (64 kB) in the L2 cache.
+    index_buf = np.empty(min(image_flat.size, _BLEND_BLOCK), dtype=np.uint16)
+    for start in range(0, image_flat.size, _BLEND_BLOCK):
+        stop = min(start + _BLEND_BLOCK, image_flat.size)
+        index = index_buf[: stop - start]
+        np.left_shift(image_flat[start:stop], 8, out=index, dtype=np.uint16)
+        np.bitwise_or(index, mask_flat[start:stop], out=index)
+        np.take(table, index, out=blended[start:stop], mode="clip")
+    blended = blended.reshape(image.shape)
     return blended
 
 
