@@ -50,7 +50,8 @@ CONFIDENCE_RTOL = 2.0**-18
 
 #: Pixels per block in :func:`labels_and_confidence`: 8192 x 33 float32 is 1 MB, which stays in
 #: the L2/L3 cache while the block is visited three times (argmax, gather, sum) yet amortises the
-#: few numpy calls per block.
+#: few numpy calls per block. (Above ~14000 pixels OpenBLAS threads the sum, which costs far
+#: more than it saves on a busy machine.)
 _BLOCK_PIXELS = 8192
 
 #: Bytes per block in :func:`overlay`.
@@ -201,11 +202,12 @@ def labels_and_confidence(
     ``np.argmax`` + ``np.max`` on a 960x720 frame:
 
     1. ``np.argmax`` over *all* ``C`` channels of a block: a contiguous row per pixel, which
-       numpy scans with SIMD, unlike the strided ``scores[..., 1:]``.
+       numpy scans with SIMD, unlike the strided ``scores[..., 1:]`` (which it copies first).
+       When channel 0 is dropped, the few pixels where it won (or tied) are redone over the
+       kept channels only.
     2. The winning probability is gathered from the block at ``row * C + argmax``.
-    3. The renormalising sum is a matrix-vector product with a vector of ones (BLAS).
-    4. When channel 0 is dropped, the few pixels where it won (or tied) are redone at the end
-       over the kept channels only.
+    3. The renormalising sum is a matrix-vector product with a vector of ones (BLAS; blocks
+       are small enough for OpenBLAS to keep it single-threaded).
 
     Labels and the unnormalised maximum are exactly those of the obvious code; the renormalised
     confidence differs from it by float32 rounding only (relative :data:`CONFIDENCE_RTOL`).
@@ -237,20 +239,25 @@ def labels_and_confidence(
     labels_flat = np.empty(pixels, dtype=np.uint8)
     best = np.empty(pixels, dtype=np.float32)
     total = np.empty(pixels, dtype=np.float32)
-    # CamVid id of every channel the argmax over all C channels can return; a dropped channel 0
-    # maps to 255, never a CamVid-32 id, to find the pixels to redo afterwards.
-    ids_by_channel = np.full(channels, 255, dtype=np.uint8)
+    # CamVid id of every channel the argmax over all C channels can return (after the redo
+    # below, a dropped channel 0 never wins).
+    ids_by_channel = np.zeros(channels, dtype=np.uint8)
     ids_by_channel[first:] = layout.channel_ids
     ones = np.ones(channels - first, dtype=np.float32)
     block = max(1, min(pixels, _BLOCK_PIXELS))
     row_starts = np.arange(block, dtype=np.intp) * channels
     index_buf = np.empty(block, dtype=np.intp)
-    # Five numpy calls per block, none with a per-pixel Python or temporary-array cost.
     for start in range(0, pixels, block):
         rows = flat[start : start + block]
         n = rows.shape[0]
         index = index_buf[:n]
         np.argmax(rows, axis=-1, out=index)
+        if first:
+            # Channel 0 won (or tied) for these pixels: redo them over the kept channels only,
+            # while the block is still in cache.
+            redo = np.flatnonzero(index == 0)
+            if redo.size:
+                index[redo] = np.argmax(rows[redo, first:], axis=-1) + first
         # mode="clip": the indices are in range by construction, and the default "raise" makes
         # numpy buffer the output of every take.
         np.take(ids_by_channel, index, out=labels_flat[start : start + n], mode="clip")
@@ -258,14 +265,6 @@ def labels_and_confidence(
         np.take(rows.reshape(-1), index, out=best[start : start + n], mode="clip")
         if renormalize:
             np.matmul(rows[:, first:], ones, out=total[start : start + n])
-    if first:
-        # Channel 0 won (or tied for) these pixels: redo them over the kept channels only.
-        redo = np.flatnonzero(labels_flat == 255)
-        if redo.size:
-            kept_rows = flat[redo, first:]
-            winner = np.argmax(kept_rows, axis=-1)
-            labels_flat[redo] = layout.channel_ids[winner]
-            best[redo] = kept_rows[np.arange(redo.size), winner]
     if renormalize:
         conf_flat = np.zeros(pixels, dtype=np.float32)
         np.divide(best, total, out=conf_flat, where=total > 0)
@@ -449,7 +448,7 @@ def overlay(image: ImageArray, mask: ImageArray, alpha: float = 0.6) -> ImageArr
     table = blend_table(alpha)
     image_flat = np.ascontiguousarray(image).reshape(-1)
     mask_flat = np.ascontiguousarray(mask).reshape(-1)
-    blended: ImageArray = np.empty(image_flat.size, dtype=np.uint8)
+    blended = np.empty(image_flat.size, dtype=np.uint8)
     # Blocks keep the uint16 index (128 kB) and the table (64 kB) in the L2 cache.
     index_buf = np.empty(min(image_flat.size, _BLEND_BLOCK), dtype=np.uint16)
     for start in range(0, image_flat.size, _BLEND_BLOCK):
@@ -458,8 +457,8 @@ def overlay(image: ImageArray, mask: ImageArray, alpha: float = 0.6) -> ImageArr
         np.left_shift(image_flat[start:stop], 8, out=index, dtype=np.uint16)
         np.bitwise_or(index, mask_flat[start:stop], out=index)
         np.take(table, index, out=blended[start:stop], mode="clip")
-    blended = blended.reshape(image.shape)
-    return blended
+    result: ImageArray = blended.reshape(image.shape)
+    return result
 
 
 def resize_scores(scores: Scores, size: tuple[int, int]) -> Scores:
