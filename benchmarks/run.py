@@ -8,6 +8,7 @@ here. Usage::
     python benchmarks/run.py argmax chain     # only these
     python benchmarks/run.py --write-docs     # also write docs/performance.md
     python benchmarks/run.py --check          # exit 1 if a target is missed
+    python benchmarks/run.py --repeat 3       # median of 3 runs per figure (shared machines)
 
 The figures are ratios measured in one process against references timed alongside; on a shared
 machine run it a few times and compare medians.
@@ -43,12 +44,14 @@ def discover() -> list[str]:
     )
 
 
-def run_one(name: str) -> list[Row]:
-    """Rows of one benchmark; a failure becomes a row saying so (the others still run)."""
+def run_one(name: str, repeat: int = 1) -> list[Row]:
+    """Rows of one benchmark (each the median run of ``repeat``); a failure becomes a row saying
+    so (the other benchmarks still run)."""
     started = time.perf_counter()
     try:
         module = importlib.import_module(name)
-        rows: list[Row] = list(module.main())
+        runs: list[list[Row]] = [list(module.main()) for _ in range(repeat)]
+        rows = [_median_row([run[i] for run in runs]) for i in range(len(runs[0]))]
     except Exception as exc:  # a broken benchmark must not hide the others' results
         traceback.print_exc()
         return [
@@ -67,6 +70,22 @@ def run_one(name: str) -> list[Row]:
             r["met"] = target_met(float(r["value"]), target) if isinstance(target, str) else None
     print(f"# {name}: {len(rows)} rows in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return rows
+
+
+def _median_row(samples: list[Row]) -> Row:
+    """The sample with the median value, its detail noting the spread over the runs."""
+    if len(samples) == 1:
+        return samples[0]
+    numeric = [r for r in samples if isinstance(r["value"], (int, float))]
+    if len(numeric) != len(samples):
+        return samples[-1]
+    ordered = sorted(numeric, key=lambda r: float(r["value"]))
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    low, high = (format_value(ordered[0]), format_value(ordered[-1]))
+    spread = f"median of {len(samples)} runs (range {low} to {high})"
+    chosen["detail"] = f"{chosen.get('detail', '')}; {spread}".lstrip("; ")
+    chosen.pop("met", None)
+    return chosen
 
 
 def markdown(rows: list[Row], info: dict[str, str], when: str) -> str:
@@ -116,6 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     parser.add_argument("--write-docs", action="store_true", help=f"write {DOCS.relative_to(ROOT)}")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each benchmark N times, report medians",
+    )
     args = parser.parse_args(argv)
     available = discover()
     unknown = sorted(set(args.names) - set(available))
@@ -125,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     rows: list[Row] = []
     for name in args.names or available:
-        rows += run_one(name)
+        rows += run_one(name, max(1, args.repeat))
     print_rows(rows)
     if args.write_docs:
         when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
