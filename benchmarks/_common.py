@@ -7,7 +7,7 @@ Conventions (every ``benchmarks/<area>.py`` follows them, so ``run.py`` finds it
   optional ``unit``, ``detail`` (free text, e.g. the raw times) and ``met`` (bool).
 * Ratios are measured in one process, in one run: the fast path and its references are timed
   alternately, and each figure is the median of several repeats, because the machine is shared.
-* Running a script alone (``python benchmarks/<area>.py``) prints its rows.
+* Running one alone from the repository root (``python -m benchmarks.<area>``) prints its rows.
 """
 
 from __future__ import annotations

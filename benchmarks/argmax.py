@@ -8,8 +8,8 @@ against the obvious labels+confidence (argmax, max and sum) that it replaces.
 from __future__ import annotations
 
 import numpy as np
-from _common import Row, floor_time, frame_scores, ms, print_rows, row, timings
 
+from benchmarks._common import Row, floor_time, frame_scores, ms, print_rows, row, timings
 from camvidseg._reference import labels_and_confidence_reference
 from camvidseg.postprocess import CONFIDENCE_RTOL, ChannelLayout, labels_and_confidence
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import _tutorial
 import numpy as np
-from _common import (
+
+from benchmarks import _tutorial
+from benchmarks._common import (
     Row,
     floor_time,
     frame_image,
@@ -27,7 +28,6 @@ from _common import (
     row,
     timings,
 )
-
 from camvidseg.palette import CamVidPalette
 from camvidseg.postprocess import ChannelLayout, labels_and_confidence, overlay
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import _tutorial
 import numpy as np
-from _common import Row, frame_labels, have_module, ms, print_rows, row, timeit, timings
 
+from benchmarks import _tutorial
+from benchmarks._common import Row, frame_labels, have_module, ms, print_rows, row, timeit, timings
 from camvidseg._reference import colorize_reference
 from camvidseg.palette import CamVidPalette
 from camvidseg.postprocess import colorize

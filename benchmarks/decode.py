@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 
-import _tutorial
 import numpy as np
-from _common import Row, frame_labels, ms, print_rows, row, timeit, timings
 
+from benchmarks import _tutorial
+from benchmarks._common import Row, frame_labels, ms, print_rows, row, timeit, timings
 from camvidseg._reference import decode_reference
 from camvidseg.palette import CAMVID32_CLASSES, CamVidPalette
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import (
+
+from benchmarks._common import (
     FRAME_HEIGHT,
     FRAME_WIDTH,
     Row,
@@ -27,7 +28,6 @@ from _common import (
     row,
     timings,
 )
-
 from camvidseg.postprocess import CONFIDENCE_RTOL, ChannelLayout, labels_and_confidence
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import _tutorial
 import numpy as np
-from _common import (
+
+from benchmarks import _tutorial
+from benchmarks._common import (
     Row,
     frame_image,
     frame_labels,
@@ -23,7 +24,6 @@ from _common import (
     timeit,
     timings,
 )
-
 from camvidseg._reference import overlay_reference
 from camvidseg.palette import CamVidPalette
 from camvidseg.postprocess import overlay

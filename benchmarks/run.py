@@ -5,6 +5,7 @@ A benchmark is any ``benchmarks/<name>.py`` not starting with ``_`` whose ``main
 here. Usage::
 
     python benchmarks/run.py                  # all benchmarks, table on stdout
+    python -m benchmarks.argmax               # one benchmark alone (from the repository root)
     python benchmarks/run.py argmax chain     # only these
     python benchmarks/run.py --write-docs     # also write docs/performance.md
     python benchmarks/run.py --check          # exit 1 if a target is missed
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import inspect
 import sys
 import time
 import traceback
@@ -26,11 +28,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))  # benchmarks/ is a package: import benchmarks.<name>
 if (ROOT / "src" / "camvidseg").is_dir():
     sys.path.insert(1, str(ROOT / "src"))
 
-from _common import Row, format_value, machine_info, print_rows, target_met  # noqa: E402
+from benchmarks._common import Row, format_value, machine_info, print_rows, target_met  # noqa: E402
 
 DOCS = ROOT / "docs" / "performance.md"
 
@@ -49,8 +51,13 @@ def run_one(name: str, repeat: int = 1) -> list[Row]:
     so (the other benchmarks still run)."""
     started = time.perf_counter()
     try:
-        module = importlib.import_module(name)
-        runs: list[list[Row]] = [list(module.main()) for _ in range(repeat)]
+        module = importlib.import_module(f"benchmarks.{name}")
+        # A main() that takes arguments parses the command line: give it none of run.py's.
+        takes_argv = bool(inspect.signature(module.main).parameters)
+        runs: list[list[Row]] = [
+            [dict(r) for r in (module.main([]) if takes_argv else module.main())]
+            for _ in range(repeat)
+        ]
         rows = [_median_row([run[i] for run in runs]) for i in range(len(runs[0]))]
     except Exception as exc:  # a broken benchmark must not hide the others' results
         traceback.print_exc()
@@ -65,6 +72,8 @@ def run_one(name: str, repeat: int = 1) -> list[Row]:
         ]
     for r in rows:
         r.setdefault("benchmark", name)
+        if isinstance(r.get("target"), (int, float)):
+            r["target"] = f">= {r['target']:g}"  # a bare number is a minimum
         if "met" not in r:
             target = r.get("target")
             r["met"] = target_met(float(r["value"]), target) if isinstance(target, str) else None

@@ -16,9 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import Row, print_rows, row
-
 import camvidseg
+from benchmarks._common import Row, print_rows, row
 
 RUNS = 9
 _TIMED_IMPORT = "import time; t = time.perf_counter(); {}; print(time.perf_counter() - t)"

@@ -21,6 +21,7 @@ from camvidseg.exceptions import (
     CamVidSegError,
     ConfigError,
     InvalidImageError,
+    InvalidLabelError,
     ModelLoadError,
     PaletteError,
     UnknownColorError,
@@ -29,6 +30,7 @@ from camvidseg.exceptions import (
 if TYPE_CHECKING:
     from camvidseg._types import UNLABELLED
     from camvidseg.backends.base import Backend
+    from camvidseg.metrics import ConfusionMatrix, EvaluationResult
     from camvidseg.palette import CamVidPalette, ClassGrouping, get_grouping
     from camvidseg.postprocess import ChannelLayout
     from camvidseg.segmenter import DEFAULT_HANDLE, Segmentation, Segmenter
@@ -43,7 +45,10 @@ __all__ = [
     "ChannelLayout",
     "ClassGrouping",
     "ConfigError",
+    "ConfusionMatrix",
+    "EvaluationResult",
     "InvalidImageError",
+    "InvalidLabelError",
     "ModelLoadError",
     "PaletteError",
     "Segmentation",
@@ -61,6 +66,8 @@ _LAZY: dict[str, str] = {
     "ClassGrouping": "camvidseg.palette",
     "get_grouping": "camvidseg.palette",
     "ChannelLayout": "camvidseg.postprocess",
+    "ConfusionMatrix": "camvidseg.metrics",
+    "EvaluationResult": "camvidseg.metrics",
     "DEFAULT_HANDLE": "camvidseg.segmenter",
     "Segmentation": "camvidseg.segmenter",
     "Segmenter": "camvidseg.segmenter",
