@@ -198,7 +198,7 @@ def labels_and_confidence(
     """CamVid-32 labels and confidence from raw model scores.
 
     Equal to ``argmax`` / ``max / sum`` over the kept channels (first maximum wins), computed in
-    one pass over blocks of pixels that stay in cache, about 2.5x faster than
+    one pass over blocks of pixels that stay in cache, about 2x faster than
     ``np.argmax`` + ``np.max`` on a 960x720 frame:
 
     1. ``np.argmax`` over *all* ``C`` channels of a block: a contiguous row per pixel, which
