@@ -295,7 +295,7 @@ class CamVidPalette:
         Returns:
             ``(H, W, 3)`` uint8 RGB image.
         """
-        return self._lookup.colorize(np.asarray(labels, dtype=np.uint8))
+        return self._lookup.colorize(labels)
 
     def decode(
         self, rgb: ImageArray, unknown: Literal["error", "void", "unlabelled"] = "error"
