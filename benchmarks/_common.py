@@ -147,6 +147,8 @@ def machine_info() -> dict[str, str]:
         "cpu": _cpu_name(),
         "cores": str(os.cpu_count()),
     }
+    if hasattr(os, "getloadavg"):
+        info["load average (1/5/15 min)"] = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     for variable in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS"):
         if os.environ.get(variable):
             info[variable] = os.environ[variable]
