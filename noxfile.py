@@ -48,5 +48,5 @@ def build(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Run the benchmark scripts (ratios against references measured in the same run)."""
-    session.install("-e", ".[tf,dev]")
+    session.install("-e", ".[tf,dev,bench]")
     session.run("python", "benchmarks/run.py", *session.posargs)
