@@ -60,7 +60,8 @@ def test_tune_writes_the_best_config(
     assert report["best"]["cleanup"]["majority"] == 3
     assert report["best"]["score"] == pytest.approx(0.9403, abs=5e-5)
     assert report["baseline"]["miou"] == pytest.approx(0.8357, abs=5e-5)
-    assert len(report["trials"]) == 2 and report["output"] is None
+    assert len(report["trials"]) == 2
+    assert report["output"] is None
     assert report["config"] == config.to_dict()
 
 
@@ -79,11 +80,13 @@ def test_tune_with_grid_objective_and_base_config(
     ])  # fmt: skip
     assert code == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["objective"] == "iou:Road" and report["search"] == "coordinate"
+    assert report["objective"] == "iou:Road"
+    assert report["search"] == "coordinate"
     assert report["best"]["tta"] is None
     tuned = load_config(out)
     assert (tuned.classes, tuned.max_side) == (11, 80)  # kept from the base config
-    assert tuned.cleanup.majority in (0, 3, 5) and tuned.cleanup.min_region in (0, 16)
+    assert tuned.cleanup.majority in (0, 3, 5)
+    assert tuned.cleanup.min_region in (0, 16)
     assert report["best"]["score"] > report["baseline"]["score"]
 
 
