@@ -26,19 +26,16 @@ from camvidseg.backends.base import Backend
 from camvidseg.config import SegmentConfig, load_config, save_config
 from camvidseg.evaluation import evaluate_segmenter
 from camvidseg.postprocess import ChannelLayout, labels_and_confidence
+from camvidseg.predcache import DEFAULT_TOP_K, PredictionCache, ViewPrediction, combine_views
 from camvidseg.testing import NearestColorBackend, SpeckleNoiseBackend, street_scene
 from camvidseg.tune import (
     ABSTAIN_NOTE,
-    DEFAULT_TOP_K,
     Objective,
-    PredictionCache,
     SearchSpace,
     Setting,
     TuneResult,
-    ViewPrediction,
     canonical_cleanup,
     cleaned_variants,
-    combine_views,
     load_grid,
     threshold_confusions,
     tune,

@@ -5,10 +5,11 @@ mIoU on my data?" cheaply:
 
 1. **Predict once.** The model runs once per image and per test-time-augmentation *view* (a
    scale, flipped or not). Each view's prediction is stored compactly on disk
-   (:class:`PredictionCache`, one ``.npz`` per image and view: the top-``k`` CamVid-32 ids per
-   pixel with their float16 probabilities and the share of the kept channels), keyed by the
-   model, the image's content hash, the view and the inference settings. A re-run, a new grid
-   or an interrupted run that is started again reuses every stored view; only missing ones run.
+   (:class:`~camvidseg.predcache.PredictionCache`, one ``.npz`` per image and view: the
+   top-``k`` CamVid-32 ids per pixel with their float16 probabilities and the share of the kept
+   channels), keyed by the model, the image's content hash, the view and the inference
+   settings. A re-run, a new grid or an interrupted run that is started again reuses every
+   stored view; only missing ones run.
 2. **Search.** Every candidate :class:`Setting` (TTA views averaged, a
    :class:`~camvidseg.cleanup.CleanupConfig`, a confidence threshold) is scored from the cache
    with the evaluation protocol of :mod:`camvidseg.metrics`. One pass over the images serves
@@ -34,13 +35,11 @@ by removing false positives of that class.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
 import math
 import os
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -50,7 +49,7 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from camvidseg._types import UNLABELLED, ConfidenceMap, LabelMap, Scores
+from camvidseg._types import UNLABELLED, ConfidenceMap, LabelMap
 from camvidseg.backends.base import Backend
 from camvidseg.cleanup import (
     SHAPES,
@@ -80,26 +79,32 @@ from camvidseg.groundtruth import (
     read_label_file,
     to_label_set,
 )
-from camvidseg.imageio import atomic_write, open_image
+from camvidseg.imageio import open_image
 from camvidseg.metrics import ConfusionMatrix, EvaluationProblem, EvaluationResult
 from camvidseg.palette import CamVidPalette
-from camvidseg.postprocess import ChannelLayout, labels_and_confidence
+from camvidseg.postprocess import ChannelLayout
+from camvidseg.predcache import (
+    DEFAULT_TOP_K,
+    IDENTITY_VIEW,
+    PredictionCache,
+    View,
+    ViewPrediction,
+    combine_views,
+    hash_file,
+)
 from camvidseg.segmenter import DEFAULT_MAX_PIXELS, Segmenter
 from camvidseg.tta import TTAConfig
 
 __all__ = [
     "ABSTAIN_NOTE",
-    "CACHE_FORMAT",
-    "DEFAULT_TOP_K",
     "GRID_LIMIT",
     "Objective",
-    "PredictionCache",
     "SearchSpace",
     "Setting",
     "Trial",
     "TuneResult",
-    "ViewPrediction",
-    "combine_views",
+    "canonical_cleanup",
+    "cleaned_variants",
     "load_grid",
     "threshold_confusions",
     "tune",
@@ -107,10 +112,6 @@ __all__ = [
 
 log = logging.getLogger("camvidseg")
 
-#: Version of the cached prediction files (part of every cache key).
-CACHE_FORMAT = 1
-#: Classes kept per pixel and view in the cache.
-DEFAULT_TOP_K = 3
 #: Largest number of (TTA, cleanup) combinations searched exhaustively by ``search="auto"``.
 GRID_LIMIT = 256
 #: Rounds of coordinate search at most.
@@ -120,10 +121,6 @@ ABSTAIN_NOTE = (
     "abstaining (min_confidence) counts as a miss under the evaluation protocol: it can never "
     "raise pixel accuracy, only a class's IoU by removing its false positives"
 )
-
-#: A test-time-augmentation view: ``(scale, flipped)``.
-View = tuple[float, bool]
-_IDENTITY_VIEW: View = (1.0, False)
 
 
 # -- the objective ---------------------------------------------------------------------------------
@@ -209,7 +206,7 @@ def _non_identity(tta: TTAConfig | None) -> TTAConfig | None:
 
 
 def _views_of(tta: TTAConfig | None) -> tuple[View, ...]:
-    return (_IDENTITY_VIEW,) if tta is None else tta.views()
+    return (IDENTITY_VIEW,) if tta is None else tta.views()
 
 
 @attrs.frozen
@@ -519,7 +516,7 @@ class SearchSpace:
 
     def views(self) -> tuple[View, ...]:
         """Every view some TTA setting needs, the plain image first."""
-        return _dedupe([_IDENTITY_VIEW, *(v for t in self.tta for v in _views_of(t))])
+        return _dedupe([IDENTITY_VIEW, *(v for t in self.tta for v in _views_of(t))])
 
 
 def load_grid(path: str | os.PathLike[str]) -> SearchSpace:
@@ -543,238 +540,6 @@ def load_grid(path: str | os.PathLike[str]) -> SearchSpace:
         return SearchSpace.from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-
-
-# -- cached predictions ----------------------------------------------------------------------------
-
-
-@attrs.frozen(eq=False)
-class ViewPrediction:
-    """The compact prediction of one view of one image.
-
-    Attributes:
-        ids: ``(k, H, W)`` uint8 CamVid-32 ids, best first (``ids[0]`` is the Segmenter's
-            label, ties resolved in channel order like its argmax).
-        probs: ``(k, H, W)`` float16 probabilities of those classes, renormalised over the
-            kept channels (``probs[0]`` is the Segmenter's confidence).
-        weight: ``(H, W)`` float16 sum of the kept channels in the raw scores (1 minus the
-            background share), to average views exactly as the Segmenter does.
-        channel_ids: CamVid-32 id of each kept model channel, in channel order (for ties).
-    """
-
-    ids: NDArray[np.uint8]
-    probs: NDArray[np.float16]
-    weight: NDArray[np.float16]
-    channel_ids: NDArray[np.uint8]
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(H, W)``."""
-        return (int(self.ids.shape[1]), int(self.ids.shape[2]))
-
-    @classmethod
-    def from_scores(
-        cls, scores: Scores, layout: ChannelLayout, top_k: int = DEFAULT_TOP_K
-    ) -> ViewPrediction:
-        """Keep the top ``top_k`` classes of raw model scores ``(H, W, C)``.
-
-        Example:
-            >>> s = np.zeros((1, 1, 33), np.float32); s[0, 0, [0, 18, 22]] = [0.5, 0.3, 0.2]
-            >>> view = ViewPrediction.from_scores(s, ChannelLayout.detect(33), top_k=2)
-            >>> view.ids[:, 0, 0].tolist(), view.probs[:, 0, 0].tolist(), float(view.weight[0, 0])
-            ([17, 21], [0.60009765625, 0.39990234375], 0.5)
-        """
-        if top_k < 1:
-            raise ConfigError(f"top_k must be >= 1 (got {top_k})")
-        labels, conf = labels_and_confidence(scores, layout)
-        kept = layout.kept(scores)
-        work = np.array(kept, dtype=np.float32)
-        total: NDArray[np.float32] = np.asarray(np.sum(work, axis=-1, dtype=np.float32))
-        k = min(top_k, work.shape[-1])
-        height, width = labels.shape
-        ids = np.empty((k, height, width), np.uint8)
-        probs = np.empty((k, height, width), np.float16)
-        ids[0], probs[0] = labels, conf
-        rows, cols = np.ogrid[:height, :width]
-        for j in range(k):
-            position = np.argmax(work, axis=-1)
-            if j:
-                value = work[rows, cols, position]
-                share = np.zeros_like(value)
-                np.divide(value, total, out=share, where=total > 0)
-                ids[j] = layout.channel_ids[position]
-                probs[j] = np.clip(share, 0.0, 1.0)
-            work[rows, cols, position] = -np.inf
-        return cls(ids, probs, total.astype(np.float16), np.asarray(layout.channel_ids))
-
-
-def combine_views(views: Sequence[ViewPrediction]) -> tuple[LabelMap, ConfidenceMap]:
-    """CamVid-32 labels and confidence of the average of ``views`` (TTA from the cache).
-
-    One view gives its own labels and confidence. Several are averaged like the Segmenter's TTA
-    (probabilities of the kept channels averaged, then the argmax, confidence renormalised),
-    over the classes each view kept: a class outside a view's top ``k`` counts as 0 there.
-
-    Returns:
-        ``(labels, confidence)``: ``(H, W)`` uint8 CamVid-32 ids, float32 in ``[0, 1]``.
-
-    Example:
-        >>> a = ViewPrediction.from_scores(np.array([[[0.0, 0.6, 0.4]]], np.float32),
-        ...                                ChannelLayout("t", 3, True, [4, 5]))
-        >>> b = ViewPrediction.from_scores(np.array([[[0.0, 0.1, 0.9]]], np.float32),
-        ...                                ChannelLayout("t", 3, True, [4, 5]))
-        >>> labels, conf = combine_views([a, b])
-        >>> labels.tolist(), round(float(conf[0, 0]), 3)
-        ([[5]], 0.65)
-    """
-    if not views:
-        raise ConfigError("combine_views needs at least one view")
-    first = views[0]
-    if any(v.shape != first.shape for v in views):
-        raise InvalidImageError(
-            f"views of one image must have one shape (got {[v.shape for v in views]})"
-        )
-    if len(views) == 1:
-        return first.ids[0].copy(), first.probs[0].astype(np.float32)
-    channel_ids = first.channel_ids
-    position_of = np.zeros(256, dtype=np.intp)
-    position_of[channel_ids] = np.arange(len(channel_ids))
-    height, width = first.shape
-    total = np.zeros((height, width, len(channel_ids)), np.float32)
-    weight = np.zeros((height, width), np.float32)
-    rows, cols = np.ogrid[:height, :width]
-    for view in views:
-        view_weight = view.weight.astype(np.float32)
-        for ids, probs in zip(view.ids, view.probs, strict=True):
-            total[rows, cols, position_of[ids]] += probs.astype(np.float32) * view_weight
-        weight += view_weight
-    position = np.argmax(total, axis=-1)
-    labels: LabelMap = channel_ids[position].astype(np.uint8)
-    best = total[rows, cols, position]
-    conf = np.zeros_like(best)
-    np.divide(best, weight, out=conf, where=weight > 0)
-    np.clip(conf, 0.0, 1.0, out=conf)
-    return labels, conf
-
-
-def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-class PredictionCache:
-    """Per-image, per-view predictions on disk, one ``.npz`` each, written atomically.
-
-    A file's name is the SHA-256 of its key: the cache format, ``model``, the image's content
-    hash, the view, ``settings`` (the inference settings that change predictions) and ``top_k``.
-    The key is stored in the file too and checked when reading; a file that is unreadable or
-    does not match is recomputed (and logged), never trusted.
-
-    Args:
-        folder: The cache folder (created when needed; safe to share between runs and data
-            sets, since keys include the image's content).
-        model: Identifies the model (its handle; for a local folder, include what changes when
-            the model does).
-        settings: JSON-ready inference settings (``max_side``, ``tile``, ...).
-        top_k: Classes kept per pixel.
-    """
-
-    def __init__(
-        self,
-        folder: str | os.PathLike[str],
-        *,
-        model: str,
-        settings: Mapping[str, Any] | None = None,
-        top_k: int = DEFAULT_TOP_K,
-    ) -> None:
-        if top_k < 1:
-            raise ConfigError(f"top_k must be >= 1 (got {top_k})")
-        self.folder = Path(folder)
-        self.model = model
-        self.settings = dict(settings or {})
-        self.top_k = top_k
-
-    def key(self, image_hash: str, view: View) -> str:
-        """The JSON key of one image and view."""
-        return json.dumps(
-            {
-                "format": CACHE_FORMAT,
-                "model": self.model,
-                "image": image_hash,
-                "view": [float(view[0]), bool(view[1])],
-                "settings": self.settings,
-                "top_k": self.top_k,
-            },
-            sort_keys=True,
-        )
-
-    def path(self, image_hash: str, view: View) -> Path:
-        """Where that prediction is stored."""
-        name = hashlib.sha256(self.key(image_hash, view).encode()).hexdigest()[:40]
-        return self.folder / f"{name}.npz"
-
-    def contains(self, image_hash: str, view: View) -> bool:
-        """Whether a file with this key is stored (reads only the key, not the arrays)."""
-        path = self.path(image_hash, view)
-        if not path.is_file():
-            return False
-        try:
-            # An open handle of our own: np.load leaks the one it opens when the zip is bad.
-            with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
-                return str(data["key"]) == self.key(image_hash, view)
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
-            return False
-
-    def load(
-        self, image_hash: str, view: View, shape: tuple[int, int] | None = None
-    ) -> ViewPrediction | None:
-        """The stored prediction, or ``None`` when absent, unreadable or not matching."""
-        path = self.path(image_hash, view)
-        if not path.is_file():
-            return None
-        try:
-            with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
-                stored_key = str(data["key"])
-                view_prediction = ViewPrediction(
-                    data["ids"], data["probs"], data["weight"], data["channel_ids"]
-                )
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            log.warning("ignoring unreadable cache file %s (%s); recomputing it", path, exc)
-            return None
-        problem = None
-        if stored_key != self.key(image_hash, view):
-            problem = "its key does not match"
-        elif (
-            view_prediction.ids.dtype != np.uint8
-            or view_prediction.ids.ndim != 3
-            or view_prediction.probs.shape != view_prediction.ids.shape
-            or view_prediction.probs.dtype != np.float16
-            or view_prediction.weight.shape != view_prediction.ids.shape[1:]
-        ):
-            problem = "its arrays are malformed"
-        elif shape is not None and view_prediction.shape != shape:
-            problem = f"it holds {view_prediction.shape}, not {shape}"
-        if problem:
-            log.warning("ignoring cache file %s: %s; recomputing it", path, problem)
-            return None
-        return view_prediction
-
-    def store(self, image_hash: str, view: View, prediction: ViewPrediction) -> Path:
-        """Write one prediction atomically; returns its path."""
-        path = self.path(image_hash, view)
-        with atomic_write(path) as handle:
-            np.savez_compressed(
-                handle,
-                key=np.array(self.key(image_hash, view)),
-                ids=prediction.ids,
-                probs=prediction.probs,
-                weight=prediction.weight,
-                channel_ids=prediction.channel_ids,
-            )
-        return path
 
 
 # -- counting confusions for many thresholds at once -----------------------------------------------
@@ -1197,7 +962,7 @@ class _Predictor:
                 model = self._model
                 self._backend = model if isinstance(model, Backend) else model()
             scale, flip = view
-            tta = None if view == _IDENTITY_VIEW else _OneView(flip=flip, scales=(scale,))
+            tta = None if view == IDENTITY_VIEW else _OneView(flip=flip, scales=(scale,))
             self._segmenters[view] = Segmenter(
                 self._backend,
                 grouping=self._base.grouping,
@@ -1439,7 +1204,7 @@ def _entries(
         try:
             truth = _read_truth(pair, base.palette, base.grouping, gt_format, unknown)
             height, width = open_image(pair.source).array.shape[:2]
-            image_hash = _hash_file(pair.source)
+            image_hash = hash_file(pair.source)
         except (InvalidImageError, UnknownColorError) as exc:
             problems.append(EvaluationProblem(_problem_kind(exc), str(pair.source), str(exc)))
             continue
