@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from camvidseg._types import UNLABELLED
     from camvidseg.backends.base import Backend
     from camvidseg.cleanup import CleanupConfig
+    from camvidseg.config import SegmentConfig
     from camvidseg.metrics import ConfusionMatrix, EvaluationResult
     from camvidseg.palette import CamVidPalette, ClassGrouping, get_grouping
     from camvidseg.postprocess import ChannelLayout
@@ -54,6 +55,7 @@ __all__ = [
     "InvalidLabelError",
     "ModelLoadError",
     "PaletteError",
+    "SegmentConfig",
     "Segmentation",
     "Segmenter",
     "TTAConfig",
@@ -76,6 +78,7 @@ _LAZY: dict[str, str] = {
     "Segmentation": "camvidseg.segmenter",
     "Segmenter": "camvidseg.segmenter",
     "CleanupConfig": "camvidseg.cleanup",
+    "SegmentConfig": "camvidseg.config",
     "TTAConfig": "camvidseg.tta",
 }
 
