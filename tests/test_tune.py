@@ -33,6 +33,7 @@ from camvidseg.tune import (
     Objective,
     SearchSpace,
     Setting,
+    ThresholdCounter,
     TuneResult,
     canonical_cleanup,
     cleaned_variants,
@@ -410,6 +411,12 @@ def test_threshold_confusions_reject_foreign_ids() -> None:
         threshold_confusions(ok, bad, conf, [None], C11)
     with pytest.raises(ValueError, match="one shape"):
         threshold_confusions(ok, ok, np.ones((2, 1), np.float32), [None], C11)
+    counter = ThresholdCounter(ok, conf, [None, 0.5], C11)
+    with pytest.raises(ValueError, match=r"prediction must have the ground truth's shape"):
+        counter.counts(np.zeros((2, 1), np.uint8))
+    np.testing.assert_array_equal(
+        counter.counts(ok), threshold_confusions(ok, ok, conf, [None, 0.5], C11)
+    )
 
 
 cleanup_configs = st.builds(

@@ -101,6 +101,7 @@ __all__ = [
     "Objective",
     "SearchSpace",
     "Setting",
+    "ThresholdCounter",
     "Trial",
     "TuneResult",
     "canonical_cleanup",
@@ -545,13 +546,94 @@ def load_grid(path: str | os.PathLike[str]) -> SearchSpace:
 # -- counting confusions for many thresholds at once -----------------------------------------------
 
 
-def _index_lut(palette: CamVidPalette) -> NDArray[np.intp]:
+def _index_lut(palette: CamVidPalette) -> NDArray[np.int32]:
     """Label id -> row/column of a :class:`ConfusionMatrix` (``n + 1`` marks an invalid id)."""
     n = len(palette)
-    lut = np.full(256, n + 1, dtype=np.intp)
+    lut = np.full(256, n + 1, dtype=np.int32)
     lut[:n] = np.arange(n)
     lut[UNLABELLED] = n
     return lut
+
+
+class ThresholdCounter:
+    """Confusion counts of many predictions of one image, each at many confidence thresholds.
+
+    The ground truth and the confidence map are fixed (one image, one TTA setting); each
+    :meth:`counts` call (one per cleanup) is then a table lookup, an addition and a bincount.
+    ``counts(p)[j]`` equals the counts of ``ConfusionMatrix(palette)`` updated with ``p`` where
+    pixels with ``confidence < thresholds[j]`` are unlabelled (``None``: none are).
+
+    Args:
+        ground_truth: ``(H, W)`` uint8 ids of ``palette`` or 255.
+        confidence: ``(H, W)`` float confidence of the predictions.
+        thresholds: Thresholds, ``None`` for no abstention.
+        palette: The label set.
+
+    Raises:
+        InvalidLabelError: when the ground truth (or, in :meth:`counts`, a prediction) holds an
+            id that is neither a class of ``palette`` nor 255.
+        InvalidImageError: when the shapes differ.
+    """
+
+    def __init__(
+        self,
+        ground_truth: LabelMap,
+        confidence: ConfidenceMap,
+        thresholds: Sequence[float | None],
+        palette: CamVidPalette,
+    ) -> None:
+        if ground_truth.shape != confidence.shape:
+            raise InvalidImageError(
+                f"ground truth and confidence must have one shape (got {ground_truth.shape} "
+                f"and {confidence.shape})"
+            )
+        self.palette = palette
+        self.shape = ground_truth.shape
+        self.thresholds = tuple(thresholds)
+        self._n = len(palette)
+        self._lut = _index_lut(palette)
+        gt_index = self._index(ground_truth, "ground truth")
+        self._levels = sorted({t for t in self.thresholds if t is not None})
+        # Comparing in float32, as `confidence < threshold` does for a float32 map.
+        bins = np.searchsorted(
+            np.asarray(self._levels, dtype=np.float32), confidence.reshape(-1), side="right"
+        ).astype(np.int32)
+        size = self._n + 1
+        self._base = (bins * size + gt_index) * size
+        self._bins = (len(self._levels) + 1) * size * size
+
+    def _index(self, labels: LabelMap, what: str) -> NDArray[np.int32]:
+        index = self._lut[labels.reshape(-1)]
+        if index.size and int(index.max()) > self._n:
+            bad = np.unique(labels.reshape(-1)[index > self._n])
+            raise InvalidLabelError(
+                f"{what} holds ids that are not classes of {self.palette.name} "
+                f"(0..{self._n - 1} or {UNLABELLED}): {', '.join(str(int(b)) for b in bad[:5])}"
+            )
+        return index
+
+    def counts(self, prediction: LabelMap) -> NDArray[np.int64]:
+        """``(len(thresholds), N + 1, N + 1)`` int64 counts (``N`` classes, then unlabelled)."""
+        if prediction.shape != self.shape:
+            raise InvalidImageError(
+                f"prediction must have the ground truth's shape {self.shape} "
+                f"(got {prediction.shape})"
+            )
+        size = self._n + 1
+        key = self._base + self._index(prediction, "prediction")
+        hist = np.bincount(key, minlength=self._bins).reshape(-1, size, size)
+        # A pixel abstains at levels[j] when confidence < levels[j], i.e. when its bin is <= j.
+        below = np.cumsum(hist, axis=0)
+        everything = below[-1]
+        out = np.empty((len(self.thresholds), size, size), dtype=np.int64)
+        for j, threshold in enumerate(self.thresholds):
+            if threshold is None:
+                out[j] = everything
+                continue
+            abstained = below[self._levels.index(threshold)]
+            out[j] = everything - abstained
+            out[j][:, self._n] += abstained.sum(axis=1)
+        return out
 
 
 def threshold_confusions(
@@ -564,7 +646,8 @@ def threshold_confusions(
     """Confusion counts of one image for every confidence threshold, in one pass.
 
     ``out[j]`` equals the counts of ``ConfusionMatrix(palette)`` updated with ``prediction``
-    where pixels with ``confidence < thresholds[j]`` are unlabelled (``None``: none are).
+    where pixels with ``confidence < thresholds[j]`` are unlabelled (``None``: none are). For
+    many predictions of one image, use :class:`ThresholdCounter`.
 
     Args:
         prediction: ``(H, W)`` uint8 ids of ``palette`` or 255.
@@ -584,43 +667,7 @@ def threshold_confusions(
         >>> int(counts[0, 0, 3]), int(counts[1, 0, 3]), int(counts[1, 0, 12])
         (1, 0, 1)
     """
-    if not (prediction.shape == ground_truth.shape == confidence.shape):
-        raise InvalidImageError(
-            f"prediction, ground truth and confidence must have one shape (got "
-            f"{prediction.shape}, {ground_truth.shape}, {confidence.shape})"
-        )
-    n = len(palette)
-    size = n + 1
-    lut = _index_lut(palette)
-    gt_index = lut[ground_truth.reshape(-1)]
-    pred_index = lut[prediction.reshape(-1)]
-    for what, index in (("ground truth", gt_index), ("prediction", pred_index)):
-        if index.size and int(index.max()) > n:
-            bad = sorted({int(v) for v in np.unique(
-                (ground_truth if what == "ground truth" else prediction).reshape(-1)[index > n]
-            )})  # fmt: skip
-            raise InvalidLabelError(
-                f"{what} holds ids that are not classes of {palette.name} "
-                f"(0..{n - 1} or {UNLABELLED}): {', '.join(map(str, bad[:5]))}"
-            )
-    levels = sorted({t for t in thresholds if t is not None})
-    bins = np.searchsorted(
-        np.asarray(levels, dtype=np.float32), confidence.reshape(-1), side="right"
-    )
-    key = (bins * size + gt_index) * size + pred_index
-    hist = np.bincount(key, minlength=(len(levels) + 1) * size * size).reshape(-1, size, size)
-    # A pixel abstains at levels[j] when confidence < levels[j], i.e. when its bin is <= j.
-    below = np.cumsum(hist, axis=0)
-    everything = below[-1]
-    out = np.empty((len(thresholds), size, size), dtype=np.int64)
-    for j, threshold in enumerate(thresholds):
-        if threshold is None:
-            out[j] = everything
-            continue
-        abstained = below[levels.index(threshold)]
-        out[j] = everything - abstained
-        out[j][:, n] += abstained.sum(axis=1)
-    return out
+    return ThresholdCounter(ground_truth, confidence, thresholds, palette).counts(prediction)
 
 
 # -- cleanup with shared steps ---------------------------------------------------------------------
@@ -1044,8 +1091,9 @@ def _evaluate(
                     views[view] = predictor.get(entry, view)
             labels32, conf = combine_views([views[v] for v in _views_of(tta)])
             labels = to_label_set(labels32, source, palette, grouping)
+            counter = ThresholdCounter(truth, conf, thresholds, palette)
             for cleanup, cleaned in cleaned_variants(labels, cleanups):
-                image_counts = threshold_confusions(cleaned, truth, conf, thresholds, palette)
+                image_counts = counter.counts(cleaned)
                 key = (tta, cleanup)
                 if key in counts:
                     counts[key] += image_counts
