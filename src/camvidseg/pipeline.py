@@ -1,0 +1,1259 @@
+"""Segment files and folders into an output folder: what ``camvidseg segment`` runs.
+
+Three stages overlap. Decode threads read images ahead of the model (and check which outputs of
+an earlier run can be kept); the calling thread runs the model one batch at a time; encode
+threads post-process the scores (argmax, confidence) and write the outputs. Every queue between
+the stages is bounded, so memory stays flat however many files there are.
+
+The output folder ``OUT`` gets one sub-folder per output kind, mirroring each input's path
+relative to the folder it was found in (``in/a/b.jpg`` -> ``OUT/labels/a/b.png``), and a
+``manifest.json`` that describes every input. Guarantees:
+
+* Every file is written to a temporary file beside it and moved into place (:func:`os.replace`):
+  a killed run never leaves a half-written file under a final name.
+* Re-running resumes: inputs whose outputs exist, are valid images of the right size and are not
+  older than the input are skipped (``overwrite=True`` redoes them).
+* Nothing is ever written outside ``OUT`` (no ``..``; symlinked folders leading out are refused)
+  and inputs are never written to: an ``OUT`` that would be read back as input is refused.
+* Two inputs that map to one output name (``a.jpg`` and ``a.png``) are reported; the second is
+  not processed.
+* One bad file is an ``error`` entry in the manifest; the others are still processed.
+* On Ctrl-C the files being written are finished and the manifest is written before
+  :class:`PipelineInterrupted` (a :class:`KeyboardInterrupt`) propagates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import importlib
+import json
+import logging
+import os
+import re
+import signal
+import stat
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+from typing import Any, cast
+
+import attrs
+import numpy as np
+from PIL import Image
+
+from camvidseg._types import ConfidenceMap, ImageArray, Scores
+from camvidseg._version import __version__
+from camvidseg.exceptions import BackendError, CamVidSegError, ConfigError
+from camvidseg.imageio import LoadedImage, atomic_write, open_image, save_image, save_label_png
+from camvidseg.segmenter import Segmentation, Segmenter
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "DEFAULT_OUTPUTS",
+    "IMAGE_SUFFIXES",
+    "MANIFEST_NAME",
+    "OUTPUT_KINDS",
+    "InputFile",
+    "InputPlan",
+    "ManifestEntry",
+    "PipelineInterrupted",
+    "RunOptions",
+    "RunReport",
+    "RunSummary",
+    "discover_inputs",
+    "output_name",
+    "run_pipeline",
+    "segment_paths",
+]
+
+log = logging.getLogger("camvidseg")
+
+#: Every output kind, in the order outputs are written and listed.
+OUTPUT_KINDS: tuple[str, ...] = ("labels", "color", "overlay", "panel", "confidence")
+DEFAULT_OUTPUTS: tuple[str, ...] = ("labels", "color", "overlay")
+#: File suffixes (lower case) picked up in folders when no glob is given.
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+    | {".ppm", ".pgm", ".pbm", ".pnm"}
+)
+MANIFEST_NAME = "manifest.json"
+#: Version of the manifest layout; bumped when a field changes meaning.
+MANIFEST_FORMAT = 1
+#: Images with more pixels are refused before decoding (the model's scores alone take
+#: ``4 * C`` bytes per pixel).
+DEFAULT_MAX_PIXELS = 40_000_000
+LOCK_NAME = ".camvidseg.lock"
+#: Stop, as a model error, when the model fails on this many images before any success.
+MAX_INITIAL_MODEL_FAILURES = 3
+
+# Temporary files of camvidseg.imageio.atomic_write: ".<name>.<8 random chars>.tmp".
+_TEMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+_EXIF_ORIENTATION = 0x0112
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+
+
+def _check_outputs(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    kinds = tuple(value)
+    unknown = [kind for kind in kinds if kind not in OUTPUT_KINDS]
+    if unknown or not kinds:
+        raise ConfigError(
+            f"outputs must be a non-empty selection of {', '.join(OUTPUT_KINDS)} (got {kinds})"
+        )
+    if len(set(kinds)) != len(kinds):
+        raise ConfigError(f"outputs are listed more than once: {kinds}")
+
+
+def _in_range(low: float, high: float) -> Callable[[object, attrs.Attribute[Any], Any], None]:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None and not low <= value <= high:
+            raise ConfigError(f"{attribute.name} must be in [{low}, {high}] (got {value})")
+
+    return check
+
+
+def _one_of(*allowed: object) -> Callable[[object, attrs.Attribute[Any], Any], None]:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value not in allowed:
+            raise ConfigError(f"{attribute.name} must be one of {allowed} (got {value!r})")
+
+    return check
+
+
+def _sorted_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
+    chosen = tuple(kinds)
+    return tuple(sorted(chosen, key=lambda k: OUTPUT_KINDS.index(k) if k in OUTPUT_KINDS else 99))
+
+
+@attrs.frozen
+class RunOptions:
+    """What a batch run writes and how.
+
+    Attributes:
+        outputs: Output kinds to write, from :data:`OUTPUT_KINDS`.
+        alpha: Mask weight of the overlay blend, in ``[0, 1]``.
+        overlay_format: ``"jpg"`` or ``"png"``.
+        jpeg_quality: JPEG quality of overlays, 1..100.
+        confidence_bits: 16 (``I;16`` PNG, ``round(p * 65535)``) or 8 (``L`` PNG,
+            ``round(p * 255)``).
+        legend: Draw the legend on panels.
+        overwrite: Redo inputs whose outputs already exist and are valid.
+        max_pixels: Refuse larger images before decoding them (``None``: only Pillow's
+            decompression-bomb limit).
+        workers: Threads for decoding, and as many again for encoding.
+        prefetch: Images decoded ahead of the model (default: batch size + 2 x workers).
+        checkpoint_seconds: How often the manifest is rewritten during a run (it is always
+            written at the end and on Ctrl-C), so a killed run still leaves a recent one.
+
+    Example:
+        >>> RunOptions(outputs=("labels", "panel")).outputs
+        ('labels', 'panel')
+        >>> RunOptions(outputs=("mask",))
+        Traceback (most recent call last):
+        ...
+        camvidseg.exceptions.ConfigError: outputs must be a non-empty selection of labels, \
+color, overlay, panel, confidence (got ('mask',))
+    """
+
+    outputs: tuple[str, ...] = attrs.field(
+        default=DEFAULT_OUTPUTS, converter=_sorted_kinds, validator=_check_outputs
+    )
+    alpha: float = attrs.field(default=0.6, validator=_in_range(0.0, 1.0))
+    overlay_format: str = attrs.field(default="jpg", validator=_one_of("jpg", "png"))
+    jpeg_quality: int = attrs.field(default=92, validator=_in_range(1, 100))
+    confidence_bits: int = attrs.field(default=16, validator=_one_of(8, 16))
+    legend: bool = True
+    overwrite: bool = False
+    max_pixels: int | None = attrs.field(
+        default=DEFAULT_MAX_PIXELS, validator=_in_range(1, float("inf"))
+    )
+    workers: int = attrs.field(default=2, validator=_in_range(1, 256))
+    prefetch: int | None = attrs.field(default=None, validator=_in_range(1, 100_000))
+    checkpoint_seconds: float = attrs.field(default=10.0, validator=_in_range(0.0, float("inf")))
+
+    def extension(self, kind: str) -> str:
+        """File extension (with the dot) of an output kind.
+
+        Example:
+            >>> RunOptions().extension("overlay"), RunOptions().extension("labels")
+            ('.jpg', '.png')
+        """
+        return f".{self.overlay_format}" if kind == "overlay" else ".png"
+
+
+# -- inputs ------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class InputFile:
+    """One image to segment.
+
+    Attributes:
+        path: The file to read (under an input folder, or named directly).
+        name: Output name relative to each output folder, without extension: the path relative
+            to the input folder it was found in (``a/b/frame``), or the file's stem when it was
+            named directly.
+    """
+
+    path: Path
+    name: PurePosixPath
+
+
+@attrs.frozen
+class InputPlan:
+    """The inputs of a run: files to segment and inputs rejected before any work.
+
+    Attributes:
+        output: The output folder.
+        files: Files to segment, in order (folders sorted by name), output names unique.
+        rejected: ``error`` entries for inputs that cannot be processed: a second input mapping
+            to an output name already taken, unreadable folders, broken links.
+    """
+
+    output: Path
+    files: tuple[InputFile, ...]
+    rejected: tuple[ManifestEntry, ...] = ()
+
+
+def output_name(relative: PurePosixPath) -> PurePosixPath:
+    """The output name of an input path relative to its folder: the path without its suffix.
+
+    Raises:
+        ConfigError: if a part of the path could lead elsewhere (empty, ``.``, ``..``, NUL or a
+            backslash).
+
+    Example:
+        >>> output_name(PurePosixPath("a/b/frame.jpg")), output_name(PurePosixPath("...png"))
+        (PurePosixPath('a/b/frame'), PurePosixPath('...png'))
+    """
+    parts = relative.parts
+    if not parts or relative.is_absolute():
+        raise ConfigError(f"input path {str(relative)!r} has no usable relative name")
+    for part in parts:
+        if part in ("", ".", "..") or "\x00" in part or "\\" in part:
+            raise ConfigError(f"input path {str(relative)!r} has an unsafe part {part!r}")
+    suffix = relative.suffix
+    stem = relative.name[: -len(suffix)] if suffix else relative.name
+    if stem in (".", ".."):  # "..png": keep the whole name rather than a path-like stem
+        stem = relative.name
+    return relative.parent / stem
+
+
+def _output_relpath(name: PurePosixPath, kind: str, extension: str) -> PurePosixPath:
+    """``kind/name + extension``."""
+    return PurePosixPath(kind) / name.parent / (name.name + extension)
+
+
+def _is_inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _reached_by_walk(target: Path, root: Path) -> bool:
+    """Whether walking ``root`` (hidden folders skipped) would enter ``target`` inside it."""
+    if not _is_inside(target, root):
+        return False
+    return not any(part.startswith(".") for part in target.relative_to(root).parts)
+
+
+def _selected(relative: PurePosixPath, globs: Sequence[str]) -> bool:
+    if globs:
+        return any(relative.match(pattern) for pattern in globs)
+    return relative.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _rejected(path: Path | str, name: PurePosixPath | str, reason: str) -> ManifestEntry:
+    return ManifestEntry(input=str(path), name=str(name), status="error", error=reason)
+
+
+class _Walker:
+    """Depth-first, name-sorted walk of an input folder that refuses to reach ``OUT``."""
+
+    def __init__(self, out_real: Path, globs: Sequence[str]) -> None:
+        self.out_real = out_real
+        self.globs = globs
+        self.rejected: list[ManifestEntry] = []
+        self._seen_dirs: set[tuple[int, int]] = set()
+
+    def walk(self, root: Path) -> Iterator[tuple[Path, PurePosixPath]]:
+        st = root.stat()
+        self._seen_dirs.add((st.st_dev, st.st_ino))
+        yield from self._walk(root, PurePosixPath())
+
+    def _refuse_if_reaches_out(self, folder: Path, shown: Path) -> None:
+        real = folder.resolve()
+        if _is_inside(real, self.out_real) or _reached_by_walk(self.out_real, real):
+            raise ConfigError(
+                f"input folder {shown} leads into the output folder {self.out_real} (through "
+                "a symbolic link), so outputs would be read back as inputs; choose an output "
+                "folder outside the inputs"
+            )
+
+    def _walk(self, folder: Path, relative: PurePosixPath) -> Iterator[tuple[Path, PurePosixPath]]:
+        try:
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            self.rejected.append(
+                _rejected(folder, relative, f"{folder}: cannot list folder ({reason})")
+            )
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue  # hidden files and folders, our own temporary files included
+            path = folder / entry.name
+            rel = relative / entry.name
+            try:
+                is_dir = entry.is_dir()
+                is_file = not is_dir and entry.is_file()
+            except OSError as exc:
+                self.rejected.append(_rejected(path, rel, f"{path}: {exc.strerror}"))
+                continue
+            if is_dir:
+                if entry.is_symlink():
+                    self._refuse_if_reaches_out(path, path)
+                st = path.stat()
+                key = (st.st_dev, st.st_ino)
+                if key in self._seen_dirs:
+                    log.debug("%s: folder already visited (symbolic link loop), skipped", path)
+                    continue
+                self._seen_dirs.add(key)
+                yield from self._walk(path, rel)
+            elif _selected(rel, self.globs):
+                if is_file:
+                    yield path, rel
+                elif entry.is_symlink() and not path.exists():
+                    self.rejected.append(_rejected(path, rel, f"{path}: broken symbolic link"))
+                else:
+                    self.rejected.append(_rejected(path, rel, f"{path}: not a regular file"))
+
+
+def discover_inputs(
+    inputs: Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    *,
+    globs: Sequence[str] = (),
+) -> InputPlan:
+    """Find the images to segment and check that ``output`` is a safe place for their results.
+
+    Folders are walked recursively in name order; hidden files and folders (names starting with
+    ``.``) are skipped, symbolic links are followed (loops are walked once). Without ``globs``
+    files with an image suffix (:data:`IMAGE_SUFFIXES`) are taken; with ``globs``, files whose
+    path relative to their folder matches one of them (:meth:`pathlib.PurePath.match`, e.g.
+    ``"*.jpg"`` or ``"cam1/*.png"``). Files named directly are always taken.
+
+    Args:
+        inputs: Image files and folders.
+        output: The output folder (need not exist yet).
+        globs: Patterns selecting files inside folders.
+
+    Returns:
+        The plan: unique files in order, and ``error`` entries for inputs that cannot be used.
+
+    Raises:
+        ConfigError: when an input does not exist, or ``output`` is an input folder or inside one
+            where the walk would read outputs back, or an input is inside ``output``.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> (folder / "in" / "a").mkdir(parents=True)
+        >>> for name in ("a/x.jpg", "b.png", "b.jpg", "notes.txt"):
+        ...     _ = (folder / "in" / name).write_bytes(b"")
+        >>> plan = discover_inputs([folder / "in"], folder / "out")
+        >>> [str(f.name) for f in plan.files], [e.input[-5:] for e in plan.rejected]
+        (['a/x', 'b'], ['b.png'])
+    """
+    out = Path(output)
+    out_real = out.resolve()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output {out} exists and is not a folder")
+    walker = _Walker(out_real, globs)
+    seen: dict[str, InputFile] = {}
+    sources: set[tuple[Path, PurePosixPath]] = set()
+    files: list[InputFile] = []
+    rejected: list[ManifestEntry] = []
+    for raw in inputs:
+        given = Path(raw)
+        if not given.exists():
+            kind = "broken symbolic link" if given.is_symlink() else "no such file or folder"
+            raise ConfigError(f"input {given}: {kind}")
+        real = given.resolve()
+        if real == out_real:
+            raise ConfigError(f"the output folder {out} is also an input; choose another one")
+        if _is_inside(real, out_real):
+            raise ConfigError(
+                f"input {given} is inside the output folder {out}; outputs could overwrite it. "
+                "Choose an output folder outside the inputs"
+            )
+        if given.is_dir():
+            if _reached_by_walk(out_real, real):
+                raise ConfigError(
+                    f"the output folder {out} is inside the input folder {given}, so its "
+                    "outputs would be read back as inputs; choose an output folder outside the "
+                    "inputs (or a hidden one, like INPUT/.camvidseg)"
+                )
+            found: Iterable[tuple[Path, PurePosixPath]] = walker.walk(given)
+        else:
+            found = [(given, PurePosixPath(given.name))]
+        for path, relative in found:
+            try:
+                name = output_name(relative)
+            except ConfigError as exc:
+                rejected.append(_rejected(path, relative, f"{path}: {exc}"))
+                continue
+            if path.is_symlink() and _is_inside(path.resolve(), out_real):
+                raise ConfigError(
+                    f"input {path} is a link into the output folder {out}; outputs could "
+                    "overwrite it. Choose an output folder outside the inputs"
+                )
+            source = (path.resolve(), name)
+            if source in sources:
+                continue  # the same file reached twice under the same name
+            sources.add(source)
+            key = os.path.normcase(str(name))
+            if key in seen:
+                rejected.append(
+                    _rejected(
+                        path,
+                        name,
+                        f"{path}: its outputs ({name}.*) would overwrite those of "
+                        f"{seen[key].path}; rename one of them or segment them into separate "
+                        "output folders",
+                    )
+                )
+                continue
+            file = InputFile(path, name)
+            seen[key] = file
+            files.append(file)
+    return InputPlan(out, tuple(files), tuple(walker.rejected + rejected))
+
+
+# -- manifest ----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ManifestEntry:
+    """What happened to one input.
+
+    Attributes:
+        input: The input path as found.
+        name: Its output name (relative, no extension).
+        status: ``"ok"``, ``"error"`` or ``"skipped"`` (outputs already present and valid).
+        error: Why it failed (path and reason), for ``"error"``.
+        outputs: Output kind -> file path relative to the output folder.
+        size: ``(width, height)`` of the image after EXIF orientation.
+        mode: Pillow mode of the file.
+        class_areas: Fraction of pixels per class present, largest first.
+        timing: Seconds spent per stage (``decode``, ``inference``, ``encode``, ``check``).
+        notes: What was done to the image on the way (first frame of an animation, EXIF
+            orientation, conversion from another mode).
+    """
+
+    input: str
+    name: str
+    status: str = attrs.field(validator=attrs.validators.in_(("ok", "error", "skipped")))
+    error: str | None = None
+    outputs: Mapping[str, str] = attrs.field(factory=dict)
+    size: tuple[int, int] | None = None
+    mode: str | None = None
+    class_areas: Mapping[str, float] | None = None
+    timing: Mapping[str, float] = attrs.field(factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "input": self.input,
+            "name": self.name,
+            "status": self.status,
+            "error": self.error,
+            "outputs": dict(self.outputs),
+            "size": None if self.size is None else list(self.size),
+            "mode": self.mode,
+            "class_areas": None if self.class_areas is None else dict(self.class_areas),
+            "timing": {k: round(v, 4) for k, v in self.timing.items()},
+            "notes": list(self.notes),
+        }
+
+
+@attrs.frozen
+class RunSummary:
+    """Counts and speed of a run.
+
+    Attributes:
+        total: Inputs found (rejected ones included).
+        ok: Segmented and written.
+        error: Failed (reported with a reason).
+        skipped: Outputs were already present and valid.
+        not_processed: Not reached because the run was interrupted.
+        interrupted: Whether the run was stopped by Ctrl-C.
+        seconds: Wall time of the run.
+    """
+
+    total: int
+    ok: int
+    error: int
+    skipped: int
+    not_processed: int
+    interrupted: bool
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        """Images segmented (``ok``) per second of wall time."""
+        return self.ok / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "total": self.total,
+            "ok": self.ok,
+            "error": self.error,
+            "skipped": self.skipped,
+            "not_processed": self.not_processed,
+            "interrupted": self.interrupted,
+            "seconds": round(self.seconds, 3),
+            "images_per_second": round(self.images_per_second, 3),
+        }
+
+
+@attrs.frozen(eq=False)
+class RunReport:
+    """The result of :func:`run_pipeline`: every entry (as in the manifest) and the summary."""
+
+    output: Path
+    manifest: Path
+    entries: tuple[ManifestEntry, ...]
+    summary: RunSummary
+
+    @property
+    def errors(self) -> list[ManifestEntry]:
+        """The entries that failed."""
+        return [entry for entry in self.entries if entry.status == "error"]
+
+
+class PipelineInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run after the manifest was written; ``report`` describes it."""
+
+    def __init__(self, report: RunReport) -> None:
+        super().__init__("interrupted")
+        self.report = report
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("%s: ignoring an unreadable manifest of an earlier run (%s)", path, exc)
+        return None
+    if not isinstance(data, dict):
+        log.warning("%s: ignoring a manifest that is not a JSON object", path)
+        return None
+    return data
+
+
+# -- outputs -----------------------------------------------------------------------------------
+
+
+def _panel_function() -> Callable[..., Image.Image]:
+    try:
+        module = importlib.import_module("camvidseg.visualize")
+    except ImportError as exc:
+        raise ConfigError(
+            f"the panel output needs camvidseg.visualize, which cannot be imported ({exc})"
+        ) from exc
+    return cast("Callable[..., Image.Image]", module.panel)
+
+
+def _confidence_image(confidence: ConfidenceMap, bits: int) -> Image.Image:
+    top = 65535 if bits == 16 else 255
+    values = np.rint(np.clip(confidence, 0.0, 1.0) * np.float32(top))
+    if bits == 16:
+        return Image.fromarray(values.astype(np.uint16))
+    return Image.fromarray(values.astype(np.uint8))
+
+
+def _expected_format(kind: str, options: RunOptions) -> tuple[str, frozenset[str] | None]:
+    """Pillow format and modes of a valid output file (``None``: any mode)."""
+    if kind == "labels":
+        return "PNG", frozenset({"P"})
+    if kind == "color":
+        return "PNG", frozenset({"RGB"})
+    if kind == "overlay":
+        return ("JPEG" if options.overlay_format == "jpg" else "PNG"), frozenset({"RGB"})
+    if kind == "confidence":
+        return "PNG", frozenset({"I;16", "I"} if options.confidence_bits == 16 else {"L"})
+    return "PNG", None
+
+
+def _valid_output(
+    path: Path,
+    fmt: str,
+    modes: frozenset[str] | None,
+    size: tuple[int, int] | None,
+    not_before_ns: int,
+) -> bool:
+    """Whether ``path`` is a complete image of the expected format, mode and size, newer than
+    its input."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0 or st.st_mtime_ns < not_before_ns:
+            return False
+        with Image.open(path) as image:
+            if image.format != fmt or (modes is not None and image.mode not in modes):
+                return False
+            if size is not None and image.size != size:
+                return False
+            image.verify()  # PNG: every chunk's CRC up to IEND
+        if fmt == "JPEG":
+            with open(path, "rb") as handle:
+                handle.seek(-2, os.SEEK_END)
+                return handle.read(2) == b"\xff\xd9"
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        return False
+    return True
+
+
+def _oriented_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` of an image after EXIF orientation, from its header alone."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if image.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+                width, height = height, width
+            return (width, height)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        return None
+
+
+def _notes(loaded: LoadedImage) -> tuple[str, ...]:
+    notes: list[str] = []
+    if loaded.frames > 1:
+        notes.append(f"animated: first frame used (of {loaded.frames})")
+    if loaded.exif_transposed:
+        notes.append("EXIF orientation applied")
+    if loaded.mode in _SIXTEEN_BIT_MODES:
+        notes.append(f"mode {loaded.mode}: scaled to 8 bits")
+    elif loaded.mode != "RGB":
+        notes.append(f"converted from mode {loaded.mode}")
+    if loaded.transparency:
+        notes.append("transparency ignored (colours of transparent pixels used)")
+    return tuple(notes)
+
+
+def _error_text(path: Path, exc: BaseException) -> str:
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, CamVidSegError):
+        return message if message.startswith(str(path)) else f"{path}: {message}"
+    return f"{path}: {type(exc).__name__}: {message}"
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+@attrs.define
+class _Prepared:
+    """A decoded image on its way through the pipeline (or its final entry)."""
+
+    index: int
+    file: InputFile
+    loaded: LoadedImage | None = None
+    kinds: tuple[str, ...] = ()
+    timing: dict[str, float] = attrs.Factory(dict)
+    entry: ManifestEntry | None = None
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def _output_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out`` so two runs never write into one folder at once."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; runs are not guarded there
+        yield
+        return
+    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"another camvidseg run is writing into {out} (it holds {out / LOCK_NAME}); "
+                "wait for it to finish or choose another output folder"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Ignore Ctrl-C while the last outputs and the manifest are saved (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def note(signum: int, frame: object) -> None:
+        log.warning("still saving the manifest; it takes a moment")
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _remove_stale_temporaries(out: Path) -> int:
+    """Delete temporary files a killed run left behind (only under ``out``, links not
+    followed)."""
+    removed = 0
+    folders = [out / kind for kind in OUTPUT_KINDS if (out / kind).is_dir()]
+    for path in out.iterdir():
+        if _TEMP_FILE.match(path.name) and path.is_file() and not path.is_symlink():
+            path.unlink()
+            removed += 1
+    for folder in folders:
+        if folder.is_symlink():
+            continue
+        for dirpath, _, filenames in os.walk(folder):
+            for name in filenames:
+                if _TEMP_FILE.match(name):
+                    with contextlib.suppress(FileNotFoundError):
+                        Path(dirpath, name).unlink()
+                        removed += 1
+    return removed
+
+
+class _Run:
+    def __init__(
+        self,
+        segmenter: Segmenter,
+        plan: InputPlan,
+        options: RunOptions,
+        model: str,
+        on_entry: Callable[[ManifestEntry], None] | None,
+    ) -> None:
+        self.segmenter = segmenter
+        self.plan = plan
+        self.options = options
+        self.model = model
+        self.on_entry = on_entry
+        self.out = plan.output
+        self.out_real = plan.output.resolve()
+        self.manifest_path = plan.output / MANIFEST_NAME
+        self.entries: list[ManifestEntry | None] = [None] * len(plan.files)
+        self.lock = threading.Lock()
+        self.batch_size = segmenter.batch_size
+        self.prefetch = options.prefetch or self.batch_size + 2 * options.workers
+        self.encode_slots = threading.BoundedSemaphore(self.batch_size + options.workers)
+        self.previous: dict[str, dict[str, Any]] = {}
+        self.output_options: dict[str, Any] = {}
+        self.panel: Callable[..., Image.Image] | None = None
+        self.started_at = _now()
+        self.started = time.perf_counter()
+        self.next_checkpoint = self.started + options.checkpoint_seconds
+        self.model_calls_ok = 0
+        self.model_failures = 0
+        self._made_dirs: set[Path] = set()
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def kind_options(self, kind: str) -> dict[str, Any]:
+        """The options that decide what the files of one output kind hold."""
+        options = self.options
+        segmenter = self.segmenter
+        common: dict[str, Any] = {
+            "model": self.model,
+            "classes": segmenter.palette.name,
+            "grouping": segmenter.grouping if segmenter.palette.name == "camvid11" else None,
+            "max_side": segmenter.max_side,
+            "drop_void": segmenter.drop_void,
+            "min_confidence": segmenter.min_confidence,
+        }
+        if kind == "overlay":
+            common.update(
+                alpha=options.alpha,
+                overlay_format=options.overlay_format,
+                jpeg_quality=options.jpeg_quality,
+            )
+        elif kind == "panel":
+            common.update(alpha=options.alpha, legend=options.legend)
+        elif kind == "confidence":
+            common.update(confidence_bits=options.confidence_bits)
+        return common
+
+    def options_json(self) -> dict[str, Any]:
+        options = self.options
+        return {
+            "model": self.model,
+            "classes": self.segmenter.palette.name,
+            "batch_size": self.batch_size,
+            "max_side": self.segmenter.max_side,
+            "outputs": list(options.outputs),
+            "alpha": options.alpha,
+            "overlay_format": options.overlay_format,
+            "jpeg_quality": options.jpeg_quality,
+            "confidence_bits": options.confidence_bits,
+            "legend": options.legend,
+            "overwrite": options.overwrite,
+            "max_pixels": options.max_pixels,
+            "workers": options.workers,
+        }
+
+    def _check_previous_run(self) -> None:
+        """Load the last manifest; refuse to mix its files with ones made differently."""
+        self.output_options = {kind: self.kind_options(kind) for kind in self.options.outputs}
+        data = _read_manifest(self.manifest_path)
+        if data is None:
+            return
+        entries = data.get("entries")
+        if isinstance(entries, list):
+            self.previous = {
+                str(e["name"]): e for e in entries if isinstance(e, dict) and "name" in e
+            }
+        before = data.get("output_options")
+        if not isinstance(before, dict):
+            return
+        # Files of kinds this run does not write stay on disk: keep their record.
+        for kind, record in before.items():
+            if kind in OUTPUT_KINDS and kind not in self.output_options:
+                self.output_options[kind] = record
+        if self.options.overwrite:
+            return
+        changed: dict[str, str] = {}
+        for kind in self.options.outputs:
+            record = before.get(kind)
+            if not isinstance(record, dict):
+                continue
+            for key, value in self.kind_options(kind).items():
+                if key in record and record[key] != value:
+                    changed[key] = f"{key} {record[key]!r} -> {value!r}"
+        if changed:
+            raise ConfigError(
+                f"{self.out} holds outputs made with other options ({', '.join(changed.values())});"
+                " pass --overwrite to replace them, or choose another output folder"
+            )
+
+    def _check_kind_folders(self) -> None:
+        for kind in self.options.outputs:
+            folder = self.out / kind
+            if folder.is_symlink() and not _is_inside(folder.resolve(), self.out_real):
+                raise ConfigError(
+                    f"{folder} is a symbolic link leading outside {self.out}; outputs are only "
+                    "ever written inside the output folder"
+                )
+            if folder.exists() and not folder.is_dir():
+                raise ConfigError(f"{folder} exists and is not a folder")
+
+    # -- stages --------------------------------------------------------------------------------
+
+    def _relpath(self, name: PurePosixPath, kind: str) -> str:
+        return _output_relpath(name, kind, self.options.extension(kind)).as_posix()
+
+    def _target(self, name: PurePosixPath, kind: str) -> tuple[Path, str]:
+        """Absolute path to write and its manifest form, creating folders inside OUT only."""
+        relpath = _output_relpath(name, kind, self.options.extension(kind))
+        current = self.out_real
+        for part in relpath.parent.parts:
+            child = current / part
+            if child in self._made_dirs:
+                current = child
+                continue
+            if child.is_symlink():
+                resolved = child.resolve()
+                if not _is_inside(resolved, self.out_real):
+                    raise ConfigError(
+                        f"{child} is a symbolic link leading outside {self.out}; not writing "
+                        "through it"
+                    )
+                child = resolved
+            if not child.is_dir():
+                child.mkdir(exist_ok=True)  # FileExistsError (a file in the way) is an OSError
+            self._made_dirs.add(child)
+            current = child
+        path = current / relpath.name
+        if path.is_dir() and not path.is_symlink():
+            raise ConfigError(f"{path} is a folder; cannot write the {kind} output there")
+        return path, relpath.as_posix()
+
+    def _kinds_to_write(
+        self, file: InputFile
+    ) -> tuple[tuple[str, ...], dict[str, str], tuple[int, int] | None]:
+        """Kinds that need (re)writing, the manifest paths of all kinds, and the input's size
+        when it was read to check existing outputs."""
+        kinds = self.options.outputs
+        relpaths = {k: self._relpath(file.name, k) for k in kinds}
+        if self.options.overwrite:
+            return kinds, relpaths, None
+        existing = [k for k in kinds if os.path.lexists(self.out_real / relpaths[k])]
+        if not existing:
+            return kinds, relpaths, None
+        size = _oriented_size(file.path)
+        try:
+            input_mtime = file.path.stat().st_mtime_ns
+        except OSError:
+            return kinds, relpaths, None
+        if size is None:
+            return kinds, relpaths, None
+        todo = []
+        for kind in kinds:
+            fmt, modes = _expected_format(kind, self.options)
+            expected = None if kind == "panel" else size
+            if kind not in existing or not _valid_output(
+                self.out_real / relpaths[kind], fmt, modes, expected, input_mtime
+            ):
+                todo.append(kind)
+        return tuple(todo), relpaths, size
+
+    def prepare(self, index: int, file: InputFile) -> _Prepared:
+        """Decode stage (worker thread): resume check, then read the image."""
+        prepared = _Prepared(index, file)
+        started = time.perf_counter()
+        try:
+            kinds, relpaths, size = self._kinds_to_write(file)
+            if not kinds:
+                prepared.entry = self._skipped_entry(
+                    file, relpaths, size, time.perf_counter() - started
+                )
+                return prepared
+            prepared.kinds = kinds
+            prepared.loaded = open_image(file.path, max_pixels=self.options.max_pixels)
+        except Exception as exc:
+            prepared.entry = ManifestEntry(
+                input=str(file.path),
+                name=str(file.name),
+                status="error",
+                error=_error_text(file.path, exc),
+                timing={"decode": time.perf_counter() - started},
+            )
+            log.debug("decoding %s failed", file.path, exc_info=not isinstance(exc, CamVidSegError))
+            return prepared
+        prepared.timing["decode"] = time.perf_counter() - started
+        return prepared
+
+    def _skipped_entry(
+        self,
+        file: InputFile,
+        relpaths: dict[str, str],
+        size: tuple[int, int] | None,
+        seconds: float,
+    ) -> ManifestEntry:
+        before = self.previous.get(str(file.name), {})
+        usable = before.get("status") in ("ok", "skipped") and before.get("input") is not None
+        areas = before.get("class_areas") if usable else None
+        return ManifestEntry(
+            input=str(file.path),
+            name=str(file.name),
+            status="skipped",
+            outputs=relpaths,
+            size=size,
+            mode=before.get("mode") if usable else None,
+            class_areas=areas if isinstance(areas, dict) else None,
+            timing={"check": seconds},
+            notes=("outputs already present",),
+        )
+
+    def infer(self, batch: list[_Prepared], encode_pool: ThreadPoolExecutor) -> None:
+        """Model stage (calling thread); failing batches are retried image by image."""
+        arrays = [p.loaded.array for p in batch if p.loaded is not None]
+        started = time.perf_counter()
+        try:
+            scores = self.segmenter.predict_scores(arrays)
+        except Exception as exc:
+            if len(batch) > 1:
+                log.info("a batch of %d failed (%s); retrying image by image", len(batch), exc)
+                for prepared in batch:
+                    self.infer([prepared], encode_pool)
+                return
+            self.model_failures += 1
+            failed = batch[0]
+            self.record(
+                failed.index,
+                ManifestEntry(
+                    input=str(failed.file.path),
+                    name=str(failed.file.name),
+                    status="error",
+                    error=_error_text(failed.file.path, exc),
+                    timing=failed.timing,
+                ),
+            )
+            if self.model_calls_ok == 0 and self.model_failures >= MAX_INITIAL_MODEL_FAILURES:
+                raise BackendError(
+                    f"the model failed on each of the first {self.model_failures} images, "
+                    f"so it is not usable; the last error: {exc}"
+                ) from exc
+            return
+        self.model_calls_ok += 1
+        share = (time.perf_counter() - started) / len(batch)
+        for prepared, image_scores in zip(batch, scores, strict=True):
+            prepared.timing["inference"] = share
+            self.encode_slots.acquire()
+            future = encode_pool.submit(self.encode, prepared, image_scores)
+            future.add_done_callback(self._release_slot)
+
+    def _release_slot(self, future: Future[None]) -> None:
+        self.encode_slots.release()
+
+    def encode(self, prepared: _Prepared, scores: Scores) -> None:
+        """Encode stage (worker thread): post-process and write every output kind."""
+        started = time.perf_counter()
+        file = prepared.file
+        loaded = prepared.loaded
+        assert loaded is not None  # only decoded images reach the model
+        try:
+            seg = self.segmenter.from_scores(loaded.array, scores, source=file.path)
+            outputs: dict[str, str] = {}
+            for kind in self.options.outputs:
+                if kind in prepared.kinds:
+                    path, relpath = self._target(file.name, kind)
+                    self._write(kind, path, seg, loaded.array)
+                else:  # kept from an earlier run
+                    relpath = self._relpath(file.name, kind)
+                outputs[kind] = relpath
+            prepared.timing["encode"] = time.perf_counter() - started
+            entry = ManifestEntry(
+                input=str(file.path),
+                name=str(file.name),
+                status="ok",
+                outputs=outputs,
+                size=loaded.size,
+                mode=loaded.mode,
+                class_areas={k: round(v, 6) for k, v in seg.class_areas().items()},
+                timing=prepared.timing,
+                notes=_notes(loaded),
+            )
+        except Exception as exc:
+            prepared.timing["encode"] = time.perf_counter() - started
+            log.debug("writing outputs of %s failed", file.path, exc_info=True)
+            entry = ManifestEntry(
+                input=str(file.path),
+                name=str(file.name),
+                status="error",
+                error=_error_text(file.path, exc),
+                size=loaded.size,
+                mode=loaded.mode,
+                timing=prepared.timing,
+                notes=_notes(loaded),
+            )
+        self.record(prepared.index, entry)
+
+    def _write(self, kind: str, path: Path, seg: Segmentation, image: ImageArray) -> None:
+        options = self.options
+        if kind == "labels":
+            save_label_png(path, seg.labels, seg.palette)
+        elif kind == "color":
+            save_image(path, seg.colorize())
+        elif kind == "overlay":
+            save_image(path, seg.overlay(options.alpha), quality=options.jpeg_quality)
+        elif kind == "confidence":
+            save_image(path, _confidence_image(seg.confidence, options.confidence_bits))
+        elif kind == "panel":
+            assert self.panel is not None
+            save_image(path, self.panel(image, seg, legend=options.legend))
+        else:  # pragma: no cover - RunOptions validates the kinds
+            raise ConfigError(f"unknown output kind {kind!r}")
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def record(self, index: int, entry: ManifestEntry) -> None:
+        with self.lock:
+            self.entries[index] = entry
+            if self.on_entry is not None:
+                try:
+                    self.on_entry(entry)
+                except Exception:
+                    log.exception("the progress callback failed")
+
+    def _report(self, interrupted: bool) -> RunReport:
+        with self.lock:
+            done = [e for e in self.entries if e is not None]
+        entries = (*self.plan.rejected, *done)
+        counts = {status: sum(e.status == status for e in entries) for status in ("ok", "error")}
+        summary = RunSummary(
+            total=len(self.plan.files) + len(self.plan.rejected),
+            ok=counts["ok"],
+            error=counts["error"],
+            skipped=sum(e.status == "skipped" for e in entries),
+            not_processed=len(self.plan.files) - len(done),
+            interrupted=interrupted,
+            seconds=time.perf_counter() - self.started,
+        )
+        return RunReport(self.out, self.manifest_path, entries, summary)
+
+    def write_manifest(self, status: str, interrupted: bool = False) -> RunReport:
+        report = self._report(interrupted)
+        document = {
+            "format": MANIFEST_FORMAT,
+            "camvidseg_version": __version__,
+            "status": status,
+            "started": self.started_at,
+            "updated": _now(),
+            "output": str(self.out),
+            "model": {"handle": self.model, "backend": self.segmenter.backend.name},
+            "options": self.options_json(),
+            "output_options": self.output_options,
+            "summary": report.summary.to_json(),
+            "entries": [entry.to_json() for entry in report.entries],
+        }
+        began = time.perf_counter()
+        with atomic_write(self.manifest_path) as handle:
+            handle.write(json.dumps(document, indent=1).encode())
+            handle.write(b"\n")
+        # Keep checkpoints under ~5 % of the run even when the manifest grows large.
+        spent = time.perf_counter() - began
+        self.next_checkpoint = time.perf_counter() + max(
+            self.options.checkpoint_seconds, 20 * spent
+        )
+        return report
+
+    def maybe_checkpoint(self) -> None:
+        if time.perf_counter() >= self.next_checkpoint:
+            self.write_manifest("running")
+
+    # -- driver --------------------------------------------------------------------------------
+
+    def execute(self) -> RunReport:
+        if "panel" in self.options.outputs:
+            self.panel = _panel_function()
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the output folder {self.out}: {exc}") from exc
+        self._check_kind_folders()
+        with _output_lock(self.out):
+            removed = _remove_stale_temporaries(self.out)
+            if removed:
+                log.info("removed %d temporary files left by an interrupted run", removed)
+            self._check_previous_run()
+            self.write_manifest("running")
+            return self._execute_locked()
+
+    def _execute_locked(self) -> RunReport:
+        workers = self.options.workers
+        decode_pool = ThreadPoolExecutor(workers, thread_name_prefix="camvidseg-decode")
+        encode_pool = ThreadPoolExecutor(workers, thread_name_prefix="camvidseg-encode")
+        status = "failed"
+        try:
+            self._loop(decode_pool, encode_pool)
+            status = "complete"
+        except KeyboardInterrupt:
+            status = "interrupted"
+        finally:
+            with _sigint_deferred():
+                decode_pool.shutdown(wait=True, cancel_futures=True)
+                encode_pool.shutdown(wait=True)
+                report = self.write_manifest(status, interrupted=status == "interrupted")
+        if status == "interrupted":
+            raise PipelineInterrupted(report)
+        return report
+
+    def _loop(self, decode_pool: ThreadPoolExecutor, encode_pool: ThreadPoolExecutor) -> None:
+        pending: deque[Future[_Prepared]] = deque()
+        jobs = iter(enumerate(self.plan.files))
+
+        def refill() -> None:
+            while len(pending) < self.prefetch:
+                job = next(jobs, None)
+                if job is None:
+                    return
+                pending.append(decode_pool.submit(self.prepare, *job))
+
+        refill()
+        batch: list[_Prepared] = []
+        while pending:
+            future = pending.popleft()
+            refill()
+            prepared = future.result()
+            if prepared.entry is not None:
+                self.record(prepared.index, prepared.entry)
+            else:
+                batch.append(prepared)
+                if len(batch) >= self.batch_size:
+                    self.infer(batch, encode_pool)
+                    batch = []
+            self.maybe_checkpoint()
+        if batch:
+            self.infer(batch, encode_pool)
+
+
+def run_pipeline(
+    segmenter: Segmenter,
+    plan: InputPlan,
+    options: RunOptions | None = None,
+    *,
+    model: str | None = None,
+    on_entry: Callable[[ManifestEntry], None] | None = None,
+) -> RunReport:
+    """Segment every file of ``plan`` and write the outputs and ``manifest.json`` under
+    ``plan.output``.
+
+    Args:
+        segmenter: The model and label set (its ``batch_size`` sets the model batches).
+        plan: From :func:`discover_inputs`.
+        options: What to write (default :class:`RunOptions`).
+        model: The model handle recorded in the manifest (default: the backend's name).
+        on_entry: Called with each input's entry as it finishes (from worker threads, one call
+            at a time); for progress bars and error lines.
+
+    Returns:
+        The report; ``report.summary.error`` counts failed inputs.
+
+    Raises:
+        PipelineInterrupted: on Ctrl-C, after the outputs being written were finished and the
+            manifest was written.
+        ConfigError: when the output folder cannot be used (another run holds it, a run with
+            other options wrote it, a link leads out of it).
+        BackendError: when the model fails on each of the first images (it is unusable).
+
+    Example:
+        >>> import tempfile
+        >>> from camvidseg.testing import NearestColorBackend, street_scene
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> (folder / "in").mkdir()
+        >>> image, truth = street_scene(24, 32)
+        >>> Image.fromarray(image).save(folder / "in" / "street.png")
+        >>> plan = discover_inputs([folder / "in"], folder / "out")
+        >>> report = run_pipeline(Segmenter(NearestColorBackend()), plan)
+        >>> report.summary.ok, sorted(report.entries[0].outputs.values())
+        (1, ['color/street.png', 'labels/street.png', 'overlay/street.jpg'])
+    """
+    options = options or RunOptions()
+    run = _Run(segmenter, plan, options, model or segmenter.backend.name, on_entry)
+    return run.execute()
+
+
+def segment_paths(
+    segmenter: Segmenter,
+    inputs: Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    options: RunOptions | None = None,
+    *,
+    globs: Sequence[str] = (),
+    model: str | None = None,
+) -> RunReport:
+    """:func:`discover_inputs` then :func:`run_pipeline`: segment files and folders into
+    ``output``.
+
+    Example:
+        >>> import tempfile
+        >>> from camvidseg.testing import NearestColorBackend
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> Image.new("RGB", (4, 3), (128, 64, 128)).save(folder / "road.png")
+        >>> report = segment_paths(
+        ...     Segmenter(NearestColorBackend()), [folder / "road.png"], folder / "out",
+        ...     RunOptions(outputs=("labels",)),
+        ... )
+        >>> report.entries[0].class_areas
+        {'Road': 1.0}
+    """
+    plan = discover_inputs(inputs, output, globs=globs)
+    return run_pipeline(segmenter, plan, options, model=model)
