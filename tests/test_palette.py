@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from hypothesis import given
 from numpy.typing import NDArray
-from tests.strategies import label_maps
 
 from camvidseg import CamVidPalette, PaletteError, UnknownColorError, get_grouping
 from camvidseg.palette import MERGE_32_TO_11, ClassGrouping, available_groupings, register_grouping
+from tests.strategies import label_maps
 
 
 def test_camvid32_matches_reference_table() -> None:

@@ -5,7 +5,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.typing import NDArray
-from tests.strategies import label_maps, probability_scores, rgb_images
 
 from camvidseg import BackendError, InvalidImageError
 from camvidseg.postprocess import (
@@ -19,6 +18,7 @@ from camvidseg.postprocess import (
     resize_scores,
     to_class_scores,
 )
+from tests.strategies import label_maps, probability_scores, rgb_images
 
 
 @given(probability_scores())

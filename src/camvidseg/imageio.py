@@ -20,7 +20,7 @@ import attrs
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from camvidseg._types import ImageArray, ImageLike, LabelMap
+from camvidseg._types import ColorTable, ImageArray, ImageLike, LabelMap
 from camvidseg.exceptions import InvalidImageError
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ __all__ = [
     "load_image",
     "load_label_png",
     "open_image",
+    "read_label_png",
     "save_image",
     "save_label_png",
     "to_rgb_array",
@@ -329,8 +330,16 @@ def save_label_png(path: str | os.PathLike[str], labels: LabelMap, palette: CamV
     return path
 
 
-def load_label_png(path: str | os.PathLike[str]) -> LabelMap:
-    """Read an index PNG (mode ``"P"`` or ``"L"``) back to ``(H, W)`` uint8 ids, unchanged."""
+def read_label_png(path: str | os.PathLike[str]) -> tuple[LabelMap, ColorTable | None]:
+    """Read an index PNG (mode ``"P"`` or ``"L"``) and the colour table embedded in it.
+
+    Returns:
+        ``(labels, colors)``: ``(H, W)`` uint8 ids, unchanged, and the embedded ``(N, 3)`` uint8
+        palette (``None`` for a grayscale PNG).
+
+    Raises:
+        InvalidImageError: naming the file, if it is missing, unreadable or not an index image.
+    """
     path = Path(path)
     try:
         with Image.open(path) as image:
@@ -340,10 +349,17 @@ def load_label_png(path: str | os.PathLike[str]) -> LabelMap:
                     f"(got mode {image.mode})"
                 )
             labels: LabelMap = np.asarray(image, dtype=np.uint8).copy()
-            return labels
+            flat = image.getpalette("RGB") if image.mode == "P" else None
     except FileNotFoundError:
         raise InvalidImageError(f"{path}: no such file") from None
     except UnidentifiedImageError:
         raise InvalidImageError(f"{path}: not an image Pillow can read") from None
     except (OSError, SyntaxError, EOFError) as exc:
         raise InvalidImageError(f"{path}: cannot decode label map ({exc})") from None
+    colors = None if not flat else np.array(flat, dtype=np.uint8).reshape(-1, 3)
+    return labels, colors
+
+
+def load_label_png(path: str | os.PathLike[str]) -> LabelMap:
+    """Read an index PNG (mode ``"P"`` or ``"L"``) back to ``(H, W)`` uint8 ids, unchanged."""
+    return read_label_png(path)[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -22,7 +23,7 @@ from camvidseg._types import (
 )
 from camvidseg.backends.base import Backend, check_scores
 from camvidseg.exceptions import ConfigError, InvalidImageError
-from camvidseg.imageio import load_label_png, save_label_png, to_rgb_array
+from camvidseg.imageio import read_label_png, save_label_png, to_rgb_array
 from camvidseg.palette import CamVidPalette, get_grouping
 from camvidseg.postprocess import (
     ChannelLayout,
@@ -35,6 +36,8 @@ from camvidseg.postprocess import (
 __all__ = ["DEFAULT_HANDLE", "Segmentation", "Segmenter"]
 
 DEFAULT_HANDLE = "https://tfhub.dev/google/HRNet/camvid-hrnetv2-w48/1"
+
+log = logging.getLogger("camvidseg")
 
 
 def _check_result(instance: Segmentation, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -135,7 +138,15 @@ class Segmentation:
         return attrs.evolve(self, labels=labels)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the labels as an indexed PNG with the palette embedded (atomically)."""
+        """Write the labels as an indexed PNG with the palette embedded (atomically).
+
+        The file opens coloured in any viewer, and :meth:`load` gives back the same ids and
+        recognises the palette.
+
+        Raises:
+            InvalidImageError: if the labels hold ids the palette lacks (255, unlabelled, is
+                allowed); nothing is written then.
+        """
         return save_label_png(path, self.labels, self.palette)
 
     @classmethod
@@ -145,9 +156,42 @@ class Segmentation:
         palette: CamVidPalette | None = None,
         image: ImageLike | None = None,
     ) -> Segmentation:
-        """Read labels written by :meth:`save` (confidence is unknown and set to 1)."""
-        labels = load_label_png(path)
-        palette = palette or CamVidPalette.camvid32()
+        """Read labels written by :meth:`save` (confidence is unknown and set to 1).
+
+        Args:
+            path: An indexed (or grayscale) PNG of class ids.
+            palette: The label set of the ids. Default: the built-in palette (CamVid-32 or
+                CamVid-11) whose colours the PNG embeds, else CamVid-32 (e.g. for a grayscale
+                PNG; pass ``CamVidPalette.camvid11()`` for SegNet's ``*annot`` files).
+            image: The segmented image, kept for :meth:`overlay`.
+
+        Raises:
+            InvalidImageError: naming the file, if it is not an index PNG or holds ids the
+                palette lacks (other than 255).
+
+        Example:
+            >>> import os, tempfile
+            >>> labels = np.array([[3, 11, 255]], np.uint8)
+            >>> seg = Segmentation(labels, np.ones((1, 3), np.float32), CamVidPalette.camvid11())
+            >>> with tempfile.TemporaryDirectory() as tmp:
+            ...     loaded = Segmentation.load(seg.save(os.path.join(tmp, "labels.png")))
+            >>> loaded.palette.name, loaded.labels.tolist()
+            ('camvid11', [[3, 11, 255]])
+        """
+        labels, embedded = read_label_png(path)
+        if palette is None:
+            palette = _builtin_palette_of(embedded)
+            if palette is None:
+                log.debug("%s embeds no CamVid palette; reading its ids as camvid32", path)
+                palette = CamVidPalette.camvid32()
+        present = np.unique(labels)
+        unknown = [int(v) for v in present if int(v) >= len(palette) and int(v) != UNLABELLED]
+        if unknown:
+            raise InvalidImageError(
+                f"{path}: label ids {unknown[:5]} are not classes of {palette.name} "
+                f"(expected 0..{len(palette) - 1} or {UNLABELLED}); pass palette= if the file "
+                "uses another label set"
+            )
         array = None if image is None else to_rgb_array(image)
         return cls(
             labels,
@@ -156,6 +200,17 @@ class Segmentation:
             image=array,
             source=Path(path),
         )
+
+
+def _builtin_palette_of(colors: NDArray[np.uint8] | None) -> CamVidPalette | None:
+    """The built-in palette whose colour table starts ``colors`` (an embedded PNG palette)."""
+    if colors is None:
+        return None
+    for candidate in (CamVidPalette.camvid32(), CamVidPalette.camvid11()):
+        size = len(candidate)
+        if len(colors) >= size and np.array_equal(colors[:size], candidate.colors):
+            return candidate
+    return None
 
 
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
