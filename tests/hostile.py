@@ -97,14 +97,14 @@ def write_bad_files(folder: Path) -> dict[str, str]:
     unreadable = folder / "unreadable.png"
     unreadable.write_bytes(good)
     unreadable.chmod(0)
-    os.symlink(folder / "missing-target.png", folder / "broken_link.png")
+    (folder / "broken_link.png").symlink_to(folder / "missing-target.png")
     os.mkfifo(folder / "fifo.png")
     return {
         "empty.png": "empty file",
         "truncated.png": "cannot decode",
         "not_an_image.jpg": "not an image",
         "bomb.png": "decompression bomb",
-        "unsupported.tif": "TIFF file in a pixel format or variant Pillow cannot read",
+        "unsupported.tif": "a TIFF file Pillow cannot decode",
         "too_large.png": "too large",
         "unreadable.png": "permission denied",
         "broken_link.png": "broken symbolic link",
@@ -166,7 +166,7 @@ def tree_digest(folder: Path) -> dict[str, str]:
     for path in sorted(folder.rglob("*")):
         key = path.relative_to(folder).as_posix()
         if path.is_symlink():
-            digest[key] = "link:" + os.readlink(path)
+            digest[key] = "link:" + str(path.readlink())
         elif path.is_fifo():
             digest[key] = "fifo"
         elif path.is_file():

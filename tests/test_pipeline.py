@@ -36,6 +36,14 @@ from camvidseg.testing import street_scene
 from tests.hostile import ROAD, ROAD_ID, tree_digest, write_mode_zoo, write_scene
 
 
+def loaded(path: Path) -> Image.Image:
+    """An image read fully into memory, its file closed."""
+    with Image.open(path) as image:
+        image.load()
+        copy: Image.Image = image.copy()
+    return copy
+
+
 def fake_segmenter(batch_size: int = 1, **options: Any) -> Segmenter:
     return Segmenter(NearestColorBackend(), batch_size=batch_size, **options)
 
@@ -61,7 +69,7 @@ def final_files(out: Path) -> dict[str, tuple[int, int]]:
     }
 
 
-# -- discovery -----------------------------------------------------------------------------------
+# -- discovery -------------------------------------------------------------------------------------
 
 
 def test_discovery_recurses_sorted_and_skips_hidden_and_non_images(tmp_path: Path) -> None:
@@ -117,7 +125,7 @@ def test_same_file_twice_is_segmented_once(tmp_path: Path) -> None:
 
 
 def test_missing_input_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="nope.png: no such file or folder"):
+    with pytest.raises(ConfigError, match=r"nope\.png: no such file or folder"):
         discover_inputs([tmp_path / "nope.png"], tmp_path / "out")
 
 
@@ -153,14 +161,14 @@ def test_hidden_output_inside_input_is_allowed(tmp_path: Path) -> None:
 def test_symlinked_input_folder_leading_into_output_is_refused(tmp_path: Path) -> None:
     write_scene(tmp_path / "in" / "a.png")
     (tmp_path / "out" / "labels").mkdir(parents=True)
-    os.symlink(tmp_path / "out", tmp_path / "in" / "link")
+    (tmp_path / "in" / "link").symlink_to(tmp_path / "out")
     with pytest.raises(ConfigError, match="leads into the output folder"):
         discover_inputs([tmp_path / "in"], tmp_path / "out")
 
 
 def test_symlink_loops_are_walked_once(tmp_path: Path) -> None:
     write_scene(tmp_path / "in" / "a" / "x.png")
-    os.symlink(tmp_path / "in", tmp_path / "in" / "a" / "loop")
+    (tmp_path / "in" / "a" / "loop").symlink_to(tmp_path / "in")
     plan = discover_inputs([tmp_path / "in"], tmp_path / "out")
     assert [str(f.name) for f in plan.files] == ["a/x"]
 
@@ -200,7 +208,7 @@ def test_output_name_strips_only_the_last_suffix() -> None:
 
 def test_every_output_kind_holds_exact_values(tmp_path: Path) -> None:
     truth = write_scene(tmp_path / "in" / "sub" / "f.png", 30, 40, seed=5)
-    image = np.asarray(Image.open(tmp_path / "in" / "sub" / "f.png"))
+    image = np.asarray(loaded(tmp_path / "in" / "sub" / "f.png"))
     options = RunOptions(
         outputs=("confidence", "overlay", "labels", "color"), overlay_format="png", alpha=0.3
     )
@@ -208,17 +216,17 @@ def test_every_output_kind_holds_exact_values(tmp_path: Path) -> None:
     out = tmp_path / "out"
     expected = fake_segmenter().segment(image)
     np.testing.assert_array_equal(expected.labels, truth)
-    labels_png = Image.open(out / "labels/sub/f.png")
+    labels_png = loaded(out / "labels/sub/f.png")
     assert labels_png.mode == "P"
-    assert labels_png.getpalette()[: 3 * 32] == CamVidPalette.camvid32().to_pil_palette()[: 3 * 32]
+    assert (labels_png.getpalette() or [])[: 3 * 32] == CamVidPalette.camvid32().to_pil_palette()[
+        : 3 * 32
+    ]
     np.testing.assert_array_equal(load_label_png(out / "labels/sub/f.png"), truth)
+    np.testing.assert_array_equal(np.asarray(loaded(out / "color/sub/f.png")), expected.colorize())
     np.testing.assert_array_equal(
-        np.asarray(Image.open(out / "color/sub/f.png")), expected.colorize()
+        np.asarray(loaded(out / "overlay/sub/f.png")), expected.overlay(0.3)
     )
-    np.testing.assert_array_equal(
-        np.asarray(Image.open(out / "overlay/sub/f.png")), expected.overlay(0.3)
-    )
-    confidence = Image.open(out / "confidence/sub/f.png")
+    confidence = loaded(out / "confidence/sub/f.png")
     assert confidence.mode == "I;16"
     np.testing.assert_array_equal(
         np.asarray(confidence), np.rint(expected.confidence * 65535).astype(np.uint16)
@@ -240,16 +248,16 @@ def test_eight_bit_confidence_and_camvid11(tmp_path: Path) -> None:
     options = RunOptions(outputs=("labels", "confidence"), confidence_bits=8)
     segmenter = fake_segmenter(palette=CamVidPalette.camvid11())
     segment_paths(segmenter, [tmp_path / "f.png"], tmp_path / "out", options)
-    expected = fake_segmenter().segment(np.asarray(Image.open(tmp_path / "f.png")))
-    confidence = Image.open(tmp_path / "out/confidence/f.png")
+    expected = fake_segmenter().segment(np.asarray(loaded(tmp_path / "f.png")))
+    confidence = loaded(tmp_path / "out/confidence/f.png")
     assert confidence.mode == "L"
     np.testing.assert_array_equal(
         np.asarray(confidence), np.rint(expected.confidence * 255).astype(np.uint8)
     )
     np.testing.assert_array_equal(expected.labels, truth)
     grouped = CamVidPalette.camvid11()
-    labels = Image.open(tmp_path / "out/labels/f.png")
-    assert labels.getpalette()[: 3 * 12] == grouped.to_pil_palette()[: 3 * 12]
+    labels = loaded(tmp_path / "out/labels/f.png")
+    assert (labels.getpalette() or [])[: 3 * 12] == grouped.to_pil_palette()[: 3 * 12]
     np.testing.assert_array_equal(
         load_label_png(tmp_path / "out/labels/f.png"), expected.to_camvid11().labels
     )
@@ -272,14 +280,14 @@ def test_awkward_modes_are_converted_and_noted(tmp_path: Path) -> None:
     assert by_input["animated.gif"].notes[0] == "animated: first frame used (of 2)"
 
 
-# -- safety of the output folder ---------------------------------------------------------------------
+# -- safety of the output folder -------------------------------------------------------------------
 
 
 def test_output_folder_symlink_leading_outside_is_refused(tmp_path: Path) -> None:
     write_scene(tmp_path / "in" / "a.png")
     (tmp_path / "out").mkdir()
     (tmp_path / "elsewhere").mkdir()
-    os.symlink(tmp_path / "elsewhere", tmp_path / "out" / "labels")
+    (tmp_path / "out" / "labels").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(ConfigError, match="leading outside"):
         segment_paths(fake_segmenter(), [tmp_path / "in"], tmp_path / "out")
     assert list((tmp_path / "elsewhere").iterdir()) == []
@@ -290,7 +298,7 @@ def test_nested_symlink_leading_outside_is_a_per_file_error(tmp_path: Path) -> N
     truth = write_scene(tmp_path / "in" / "b.png", seed=9)
     (tmp_path / "out" / "labels").mkdir(parents=True)
     (tmp_path / "elsewhere").mkdir()
-    os.symlink(tmp_path / "elsewhere", tmp_path / "out" / "labels" / "sub")
+    (tmp_path / "out" / "labels" / "sub").symlink_to(tmp_path / "elsewhere")
     report = segment_paths(fake_segmenter(), [tmp_path / "in"], tmp_path / "out")
     by_name = {e.name: e for e in report.entries}
     assert by_name["sub/a"].status == "error"
@@ -360,22 +368,22 @@ def test_resume_with_other_content_options_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "out"
     segment_paths(fake_segmenter(), [tmp_path / "in"], out)
     eleven = fake_segmenter(palette=CamVidPalette.camvid11())
-    with pytest.raises(ConfigError, match="classes 'camvid32' -> 'camvid11'.*--overwrite"):
+    with pytest.raises(ConfigError, match=r"classes 'camvid32' -> 'camvid11'.*--overwrite"):
         segment_paths(eleven, [tmp_path / "in"], out)
-    with pytest.raises(ConfigError, match="alpha 0.6 -> 0.2"):
+    with pytest.raises(ConfigError, match=r"alpha 0\.6 -> 0\.2"):
         segment_paths(fake_segmenter(), [tmp_path / "in"], out, RunOptions(alpha=0.2))
     # An option that only concerns outputs not written before is fine.
     options = RunOptions(outputs=("labels", "confidence"), confidence_bits=8)
     assert segment_paths(fake_segmenter(), [tmp_path / "in"], out, options).summary.ok == 1
     # ... and the overlays of the first run are still remembered after it.
-    with pytest.raises(ConfigError, match="alpha 0.6 -> 0.2"):
+    with pytest.raises(ConfigError, match=r"alpha 0\.6 -> 0\.2"):
         segment_paths(fake_segmenter(), [tmp_path / "in"], out, RunOptions(alpha=0.2))
     report = segment_paths(eleven, [tmp_path / "in"], out, RunOptions(overwrite=True))
     assert report.summary.ok == 1
     assert manifest(out)["options"]["classes"] == "camvid11"  # type: ignore[index]
 
 
-# -- isolation, bounded memory, interruption --------------------------------------------------------
+# -- isolation, bounded memory, interruption -------------------------------------------------------
 
 
 class FlakyBackend(NearestColorBackend):
@@ -427,14 +435,13 @@ def test_a_model_failing_on_every_image_stops_the_run(tmp_path: Path) -> None:
 def test_decoding_runs_a_bounded_distance_ahead_of_the_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import camvidseg.pipeline as pipeline
+    from camvidseg.imageio import open_image as real_open
 
     (tmp_path / "in").mkdir()
     for i in range(40):
         Image.new("RGB", (6, 4), ROAD).save(tmp_path / "in" / f"{i:02d}.png")
     decoded = 0
     lock = threading.Lock()
-    real_open = pipeline.open_image
 
     def counting_open(path: Path, **kwargs: int | None) -> object:
         nonlocal decoded
@@ -442,7 +449,7 @@ def test_decoding_runs_a_bounded_distance_ahead_of_the_model(
             decoded += 1
         return real_open(path, **kwargs)
 
-    monkeypatch.setattr(pipeline, "open_image", counting_open)
+    monkeypatch.setattr("camvidseg.pipeline.open_image", counting_open)
     ahead: list[int] = []
 
     class Watching(NearestColorBackend):
@@ -482,7 +489,7 @@ def test_interrupt_finishes_writes_and_leaves_a_valid_manifest(tmp_path: Path) -
         np.testing.assert_array_equal(
             load_label_png(tmp_path / "out" / entry["outputs"]["labels"]), truths[entry["name"]]
         )
-    assert not [p for p in (tmp_path / "out").rglob("*.tmp")]
+    assert not list((tmp_path / "out").rglob("*.tmp"))
     assert tree_digest(tmp_path / "in") == before
     # Resuming finishes the rest without redoing the first three.
     report = segment_paths(fake_segmenter(), [tmp_path / "in"], tmp_path / "out")

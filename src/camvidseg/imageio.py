@@ -237,9 +237,9 @@ def _unidentified_reason(path: Path) -> str:
         return "empty file"
     for signature, name in _SIGNATURES:
         if head.startswith(signature):
-            return f"a {name} file in a pixel format or variant Pillow cannot read"
+            return f"a {name} file Pillow cannot decode (damaged, or a pixel format it lacks)"
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return "a WebP file in a variant Pillow cannot read"
+        return "a WebP file Pillow cannot decode (damaged, or a variant it lacks)"
     return "not an image Pillow can read"
 
 

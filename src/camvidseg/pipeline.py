@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import importlib
 import json
 import logging
 import os
@@ -39,7 +38,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import Any, cast
+from typing import Any
 
 import attrs
 import numpy as np
@@ -50,6 +49,7 @@ from camvidseg._version import __version__
 from camvidseg.exceptions import BackendError, CamVidSegError, ConfigError
 from camvidseg.imageio import LoadedImage, atomic_write, open_image, save_image, save_label_png
 from camvidseg.segmenter import Segmentation, Segmenter
+from camvidseg.visualize import panel
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -561,16 +561,6 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
 # -- outputs -----------------------------------------------------------------------------------
 
 
-def _panel_function() -> Callable[..., Image.Image]:
-    try:
-        module = importlib.import_module("camvidseg.visualize")
-    except ImportError as exc:
-        raise ConfigError(
-            f"the panel output needs camvidseg.visualize, which cannot be imported ({exc})"
-        ) from exc
-    return cast("Callable[..., Image.Image]", module.panel)
-
-
 def _confidence_image(confidence: ConfidenceMap, bits: int) -> Image.Image:
     top = 65535 if bits == 16 else 255
     values = np.rint(np.clip(confidence, 0.0, 1.0) * np.float32(top))
@@ -757,7 +747,6 @@ class _Run:
         self.encode_slots = threading.BoundedSemaphore(self.batch_size + options.workers)
         self.previous: dict[str, dict[str, Any]] = {}
         self.output_options: dict[str, Any] = {}
-        self.panel: Callable[..., Image.Image] | None = None
         self.started_at = _now()
         self.started = time.perf_counter()
         self.next_checkpoint = self.started + options.checkpoint_seconds
@@ -1057,8 +1046,7 @@ class _Run:
         elif kind == "confidence":
             save_image(path, _confidence_image(seg.confidence, options.confidence_bits))
         elif kind == "panel":
-            assert self.panel is not None
-            save_image(path, self.panel(image, seg, legend=options.legend))
+            save_image(path, panel(image, seg, legend=options.legend, alpha=options.alpha))
         else:  # pragma: no cover - RunOptions validates the kinds
             raise ConfigError(f"unknown output kind {kind!r}")
 
@@ -1122,8 +1110,6 @@ class _Run:
     # -- driver --------------------------------------------------------------------------------
 
     def execute(self) -> RunReport:
-        if "panel" in self.options.outputs:
-            self.panel = _panel_function()
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

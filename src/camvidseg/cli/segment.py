@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from camvidseg.cli._common import (
     EXIT_OK,
     EXIT_SOME_FAILED,
     EXIT_USAGE,
+    FAKE_MODEL_PREFIX,
     add_model_options,
     add_verbosity,
     load_segmenter,
@@ -174,8 +176,18 @@ class _Progress:
         if enabled:
             from tqdm import tqdm
 
+            try:
+                width = os.get_terminal_size(sys.stderr.fileno()).columns
+            except (OSError, ValueError):
+                width = 0
+            # Some terminals (fresh pseudo-terminals, serial consoles) report 0 columns.
             self.bar = tqdm(
-                total=total, unit="img", file=sys.stderr, dynamic_ncols=True, smoothing=0.1
+                total=total,
+                unit="img",
+                file=sys.stderr,
+                dynamic_ncols=width > 0,
+                ncols=None if width > 0 else 80,
+                smoothing=0.1,
             )
         self.failed = 0
 
@@ -235,9 +247,15 @@ def _print_summary(report: RunReport, args: argparse.Namespace) -> None:
             parts.append(f"{summary.not_processed} not reached")
         print(
             f"camvidseg: {', '.join(parts)} of {summary.total} in {summary.seconds:.1f} s "
-            f"({summary.images_per_second:.2f} img/s); manifest: {report.manifest}",
+            f"({summary.images_per_second:.2f} images/s); manifest: {report.manifest}",
             file=sys.stderr,
         )
+
+
+def _model_identity(handle: str) -> str:
+    """The handle recorded in the manifest; a fake model's test parameters (``?latency=``)
+    do not change its outputs, so they do not stop a resume."""
+    return handle.split("?", 1)[0] if handle.startswith(FAKE_MODEL_PREFIX) else handle
 
 
 def run(args: argparse.Namespace) -> int:
@@ -279,7 +297,9 @@ def run(args: argparse.Namespace) -> int:
         progress(entry)
     try:
         with _logging_through(progress):
-            report = run_pipeline(segmenter, plan, options, model=args.model, on_entry=progress)
+            report = run_pipeline(
+                segmenter, plan, options, model=_model_identity(args.model), on_entry=progress
+            )
     except PipelineInterrupted as interrupted:
         progress.close()
         print("camvidseg: interrupted; the manifest lists what was done", file=sys.stderr)
