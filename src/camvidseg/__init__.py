@@ -16,10 +16,12 @@ from camvidseg.exceptions import (
     CamVidSegError,
     ConfigError,
     InvalidImageError,
+    InvalidLabelError,
     ModelLoadError,
     PaletteError,
     UnknownColorError,
 )
+from camvidseg.metrics import ConfusionMatrix, EvaluationResult
 from camvidseg.palette import CamVidPalette, ClassGrouping, get_grouping
 from camvidseg.postprocess import ChannelLayout
 from camvidseg.segmenter import DEFAULT_HANDLE, Segmentation, Segmenter
@@ -34,7 +36,10 @@ __all__ = [
     "ChannelLayout",
     "ClassGrouping",
     "ConfigError",
+    "ConfusionMatrix",
+    "EvaluationResult",
     "InvalidImageError",
+    "InvalidLabelError",
     "ModelLoadError",
     "PaletteError",
     "Segmentation",

@@ -11,6 +11,7 @@ __all__ = [
     "CamVidSegError",
     "ConfigError",
     "InvalidImageError",
+    "InvalidLabelError",
     "ModelLoadError",
     "PaletteError",
     "UnknownColorError",
@@ -43,3 +44,7 @@ class UnknownColorError(PaletteError):
 
 class ConfigError(CamVidSegError, ValueError):
     """An option or configuration file is invalid."""
+
+
+class InvalidLabelError(InvalidImageError):
+    """A label map holds ids that are not classes of its label set (nor 255, unlabelled)."""

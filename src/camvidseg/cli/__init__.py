@@ -19,11 +19,12 @@ from camvidseg.exceptions import CamVidSegError
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("segment",)
+COMMANDS: tuple[str, ...] = ("segment", "evaluate")
 
 _EPILOG = """examples:
   camvidseg segment examples/images -o out/
   camvidseg segment photos/ -o out/ --model /models/camvid-hrnetv2-w48 --outputs labels,panel
+  camvidseg evaluate out/labels CamVid/LabeledApproved_full -o report/
   camvidseg segment --help
 """
 

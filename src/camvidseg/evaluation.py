@@ -1,0 +1,341 @@
+"""Evaluating folders of predictions, or a Segmenter on the fly, against CamVid ground truth.
+
+Both functions accumulate one :class:`~camvidseg.metrics.ConfusionMatrix` over every pair and
+return an :class:`~camvidseg.metrics.EvaluationResult`; a file that cannot be evaluated (missing
+partner, size mismatch, unknown colours, unreadable) is recorded in ``result.problems`` and the
+others go on. Configuration mistakes (a missing folder, no pairs at all, CamVid-11 ground truth
+evaluated as CamVid-32) raise :class:`~camvidseg.exceptions.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tqdm import tqdm
+
+from camvidseg.exceptions import (
+    ConfigError,
+    InvalidImageError,
+    InvalidLabelError,
+    UnknownColorError,
+)
+from camvidseg.groundtruth import (
+    LABEL_SUFFIXES,
+    FilePair,
+    LabelFile,
+    LabelFormat,
+    UnknownColors,
+    list_files,
+    pair_by_stem,
+    read_label_file,
+    to_label_set,
+)
+from camvidseg.imageio import atomic_write, open_image
+from camvidseg.metrics import ConfusionMatrix, EvaluationProblem, EvaluationResult, ProblemKind
+from camvidseg.palette import CamVidPalette
+
+if TYPE_CHECKING:
+    from camvidseg._types import ImageArray
+    from camvidseg.segmenter import Segmenter
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "evaluate_folders",
+    "evaluate_segmenter",
+    "resolve_prediction_folder",
+    "write_report",
+]
+
+log = logging.getLogger("camvidseg")
+
+#: Image file extensions :func:`evaluate_segmenter` looks for in a folder.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+
+
+def _palette(classes: int) -> CamVidPalette:
+    if classes not in (32, 11):
+        raise ConfigError(f"classes must be 32 or 11 (got {classes})")
+    return CamVidPalette.by_name(str(classes))
+
+
+def _check_folder(path: Path, what: str) -> None:
+    if not path.exists():
+        raise ConfigError(f"{what} {path}: no such folder")
+    if not path.is_dir():
+        raise ConfigError(f"{what} {path}: not a folder")
+
+
+def _problem_kind(exc: InvalidImageError | UnknownColorError) -> ProblemKind:
+    if isinstance(exc, UnknownColorError):
+        return "unknown_colors"
+    if isinstance(exc, InvalidLabelError):
+        return "invalid_labels"
+    return "unreadable"
+
+
+def resolve_prediction_folder(folder: str | os.PathLike[str]) -> Path:
+    """The folder holding label maps: ``folder/labels`` when ``folder`` is the output folder of
+    ``camvidseg segment`` (it holds ``manifest.json`` and ``labels/``), else ``folder``."""
+    path = Path(folder)
+    if (path / "manifest.json").is_file() and (path / "labels").is_dir():
+        return path / "labels"
+    return path
+
+
+def _no_pairs(sources: list[Path], gt_files: list[Path], source_dir: Path, gt_dir: Path) -> str:
+    def example(files: list[Path]) -> str:
+        return f", e.g. {files[0].name!r}" if files else ""
+
+    return (
+        f"no file in {source_dir} pairs with ground truth in {gt_dir} "
+        f"({len(sources)} files{example(sources)}; {len(gt_files)} ground-truth files"
+        f"{example(gt_files)}); files pair by name: 'x.png' with 'x_L.png' or 'x.png'"
+    )
+
+
+def _read_pair(
+    pair: FilePair,
+    target: CamVidPalette,
+    *,
+    gt_format: LabelFormat,
+    unknown: UnknownColors,
+    grouping: str,
+) -> LabelFile:
+    """Read the ground truth of ``pair``, grouped to ``target``."""
+    truth = read_label_file(pair.ground_truth, label_format=gt_format, unknown=unknown)
+    if truth.palette.names != target.names and truth.palette.name == "camvid11":
+        raise ConfigError(
+            f"ground truth {pair.ground_truth} holds CamVid-11 ids (SegNet layout); "
+            "evaluate with --classes 11 (classes=11)"
+        )
+    labels = to_label_set(truth.labels, truth.palette, target, grouping)
+    return LabelFile(labels, target, truth.path, truth.format)
+
+
+def evaluate_folders(
+    predictions: str | os.PathLike[str],
+    ground_truth: str | os.PathLike[str],
+    *,
+    classes: int = 32,
+    gt_format: LabelFormat = "auto",
+    unknown: UnknownColors = "error",
+    prediction_classes: int | None = None,
+    grouping: str = "merge",
+    progress: bool = False,
+) -> EvaluationResult:
+    """Evaluate a folder of label maps against a folder of ground truth.
+
+    Files pair by name (see :func:`camvidseg.groundtruth.pair_by_stem`), in any sub-folder.
+
+    Args:
+        predictions: Folder of prediction label files (indexed PNGs as ``camvidseg segment``
+            writes them; colour masks are decoded too). The output folder of
+            ``camvidseg segment`` itself is accepted (its ``labels/`` is used).
+        ground_truth: Folder of ``*_L.png`` colour labels or SegNet index PNGs.
+        classes: Evaluate in CamVid-32 (32) or CamVid-11 (11); CamVid-32 predictions and
+            ground truth are grouped to 11 with ``grouping``.
+        gt_format: ``"auto"``, ``"rgb"`` or ``"index"`` (see
+            :func:`camvidseg.groundtruth.read_label_file`).
+        unknown: Unknown colours in RGB ground truth: ``"error"`` (the file is a problem) or
+            ``"void"`` (ignored pixels).
+        prediction_classes: Label set of predictions without an embedded CamVid palette
+            (default: ``classes``).
+        grouping: Registered 32 -> 11 grouping.
+        progress: Show a progress bar on stderr.
+
+    Returns:
+        The metrics, with a problem per file that could not be evaluated.
+
+    Raises:
+        ConfigError: a folder is missing, nothing pairs, or the label sets cannot be reconciled.
+    """
+    target = _palette(classes)
+    fallback = _palette(prediction_classes) if prediction_classes is not None else target
+    pred_dir = resolve_prediction_folder(predictions)
+    gt_dir = Path(ground_truth)
+    _check_folder(pred_dir, "prediction folder")
+    _check_folder(gt_dir, "ground-truth folder")
+    pred_files = list_files(pred_dir, LABEL_SUFFIXES)
+    # The prediction folder may sit inside the ground-truth folder: never pair a file with itself.
+    own = {p.resolve() for p in pred_files}
+    gt_files = [p for p in list_files(gt_dir, LABEL_SUFFIXES) if p.resolve() not in own]
+    pairs, problems = pair_by_stem(pred_files, gt_files)
+    if not pairs:
+        raise ConfigError(_no_pairs(pred_files, gt_files, pred_dir, gt_dir))
+    matrix = ConfusionMatrix(target)
+    for pair in tqdm(pairs, desc="evaluating", unit="image", disable=not progress, leave=False):
+        try:
+            truth = _read_pair(
+                pair, target, gt_format=gt_format, unknown=unknown, grouping=grouping
+            )
+        except (InvalidImageError, UnknownColorError) as exc:
+            problems.append(EvaluationProblem(_problem_kind(exc), str(pair.ground_truth), str(exc)))
+            continue
+        try:
+            predicted = read_label_file(pair.source, index_palette=fallback)
+        except (InvalidImageError, UnknownColorError) as exc:
+            problems.append(EvaluationProblem(_problem_kind(exc), str(pair.source), str(exc)))
+            continue
+        if predicted.palette.names != target.names and predicted.palette.name == "camvid11":
+            raise ConfigError(
+                f"prediction {pair.source} holds CamVid-11 ids; evaluate with --classes 11 "
+                "(classes=11)"
+            )
+        labels = to_label_set(predicted.labels, predicted.palette, target, grouping)
+        if labels.shape != truth.labels.shape:
+            problems.append(_size_mismatch(pair, labels.shape, truth.labels.shape))
+            continue
+        matrix.update(labels, truth.labels)
+        log.debug("evaluated %s against %s", pair.source, pair.ground_truth)
+    for problem in problems:
+        log.info("%s", problem.message)
+    return matrix.compute(problems)
+
+
+def _size_mismatch(
+    pair: FilePair, got: tuple[int, ...], expected: tuple[int, ...]
+) -> EvaluationProblem:
+    return EvaluationProblem(
+        "size_mismatch",
+        str(pair.source),
+        f"{pair.source}: size {got[1]}x{got[0]} does not match ground truth "
+        f"{pair.ground_truth} ({expected[1]}x{expected[0]})",
+    )
+
+
+def _image_files(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
+    if isinstance(images, (str, os.PathLike)):
+        root = Path(images)
+        if root.is_dir():
+            return list_files(root, IMAGE_SUFFIXES)
+        if not root.exists():
+            raise ConfigError(f"image folder {root}: no such file or folder")
+        return [root]
+    return [Path(p) for p in images]
+
+
+def evaluate_segmenter(
+    segmenter: Segmenter,
+    images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    ground_truth: str | os.PathLike[str],
+    *,
+    classes: int | None = None,
+    gt_format: LabelFormat = "auto",
+    unknown: UnknownColors = "error",
+    grouping: str | None = None,
+    progress: bool = False,
+) -> EvaluationResult:
+    """Segment images and evaluate the labels against ground truth on the fly.
+
+    Every image needs a ground-truth file of the same name (``x.jpg`` with ``x_L.png`` or
+    ``x.png``); ground truth without an image is not a problem here (the images define the
+    set). Images are segmented ``segmenter.batch_size`` at a time; labels are what
+    :meth:`Segmenter.segment` returns (its ``min_confidence`` included: abstaining is a miss).
+
+    Args:
+        segmenter: Any Segmenter (CamVid-32 or CamVid-11 output).
+        images: A folder (searched recursively), one image file, or an iterable of paths.
+        ground_truth: Folder of ``*_L.png`` colour labels or SegNet index PNGs.
+        classes: 32 or 11 (default: the segmenter's label set).
+        gt_format: ``"auto"``, ``"rgb"`` or ``"index"``.
+        unknown: Unknown colours in RGB ground truth: ``"error"`` or ``"void"``.
+        grouping: 32 -> 11 grouping of the ground truth (default: the segmenter's).
+        progress: Show a progress bar on stderr.
+
+    Returns:
+        The metrics, with a problem per image that could not be evaluated.
+
+    Raises:
+        ConfigError: a folder is missing, nothing pairs, or the label sets cannot be reconciled
+            (e.g. a CamVid-11 segmenter evaluated in 32 classes).
+
+    Example:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> from camvidseg import Segmenter
+        >>> from camvidseg.testing import NearestColorBackend, street_scene
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> image, truth = street_scene(36, 48, seed=4)
+        >>> Image.fromarray(image).save(folder / "a.png")
+        >>> Image.fromarray(CamVidPalette.camvid32().colorize(truth)).save(folder / "a_L.png")
+        >>> result = evaluate_segmenter(Segmenter(NearestColorBackend()), [folder / "a.png"],
+        ...                             folder)
+        >>> result.miou, result.num_images
+        (1.0, 1)
+    """
+    source = segmenter.palette
+    target = source if classes is None else _palette(classes)
+    grouping = grouping or segmenter.grouping
+    if source.names != target.names and source.name == "camvid11":
+        raise ConfigError("a CamVid-11 segmenter can only be evaluated with classes=11")
+    gt_dir = Path(ground_truth)
+    _check_folder(gt_dir, "ground-truth folder")
+    image_files = _image_files(images)
+    gt_files = list_files(gt_dir, LABEL_SUFFIXES)
+    pairs, problems = pair_by_stem(image_files, gt_files, report_unused_ground_truth=False)
+    if not pairs:
+        raise ConfigError(_no_pairs(image_files, gt_files, Path("images"), gt_dir))
+    matrix = ConfusionMatrix(target)
+
+    def ready() -> Iterator[tuple[FilePair, ImageArray, LabelFile]]:
+        for pair in tqdm(pairs, desc="segmenting", unit="image", disable=not progress):
+            try:
+                truth = _read_pair(
+                    pair, target, gt_format=gt_format, unknown=unknown, grouping=grouping
+                )
+                image = open_image(pair.source).array
+            except (InvalidImageError, UnknownColorError) as exc:
+                problems.append(EvaluationProblem(_problem_kind(exc), str(pair.source), str(exc)))
+                continue
+            if image.shape[:2] != truth.labels.shape:
+                problems.append(_size_mismatch(pair, image.shape[:2], truth.labels.shape))
+                continue
+            yield pair, image, truth
+
+    batch: list[tuple[FilePair, ImageArray, LabelFile]] = []
+    for item in ready():
+        batch.append(item)
+        if len(batch) >= segmenter.batch_size:
+            _segment_into(segmenter, batch, matrix, grouping)
+            batch = []
+    if batch:
+        _segment_into(segmenter, batch, matrix, grouping)
+    return matrix.compute(problems)
+
+
+def _segment_into(
+    segmenter: Segmenter,
+    batch: list[tuple[FilePair, ImageArray, LabelFile]],
+    matrix: ConfusionMatrix,
+    grouping: str,
+) -> None:
+    results = segmenter.segment_batch([image for _, image, _ in batch], batch_size=len(batch))
+    for (pair, _, truth), seg in zip(batch, results, strict=True):
+        labels = to_label_set(seg.labels, seg.palette, matrix.palette, grouping)
+        matrix.update(labels, truth.labels)
+        log.debug("evaluated %s against %s", pair.source, pair.ground_truth)
+
+
+def write_report(result: EvaluationResult, folder: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``metrics.json``, ``metrics.txt`` and ``confusion.png`` into ``folder`` atomically.
+
+    Returns:
+        ``{"metrics": ..., "table": ..., "confusion": ...}`` paths.
+    """
+    from camvidseg.plotting import save_confusion_plot
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics_path = out / "metrics.json"
+    with atomic_write(metrics_path) as handle:
+        handle.write((json.dumps(result.to_dict(), indent=2) + "\n").encode())
+    table_path = out / "metrics.txt"
+    with atomic_write(table_path) as handle:
+        handle.write((result.table() + "\n").encode())
+    plot_path = save_confusion_plot(out / "confusion.png", result.confusion)
+    return {"metrics": metrics_path, "table": table_path, "confusion": plot_path}
