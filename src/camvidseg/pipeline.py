@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any, cast, overload
 
 import attrs
 import numpy as np
@@ -94,6 +94,7 @@ MAX_INITIAL_MODEL_FAILURES = 3
 _TEMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 _EXIF_ORIENTATION = 0x0112
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+_STATUS_CODES = {"ok": 1, "error": 2, "skipped": 3}
 
 
 def _check_outputs(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -170,7 +171,7 @@ color, overlay, panel, confidence (got ('mask',))
     max_pixels: int | None = attrs.field(
         default=DEFAULT_MAX_PIXELS, validator=_in_range(1, float("inf"))
     )
-    workers: int = attrs.field(default=2, validator=_in_range(1, 256))
+    workers: int = attrs.field(default=4, validator=_in_range(1, 256))
     prefetch: int | None = attrs.field(default=None, validator=_in_range(1, 100_000))
     checkpoint_seconds: float = attrs.field(default=10.0, validator=_in_range(0.0, float("inf")))
 
@@ -187,6 +188,10 @@ color, overlay, panel, confidence (got ('mask',))
 # -- inputs ------------------------------------------------------------------------------------
 
 
+def _fspath(value: str | os.PathLike[str]) -> str:
+    return os.fspath(value)
+
+
 @attrs.frozen
 class InputFile:
     """One image to segment.
@@ -196,10 +201,23 @@ class InputFile:
         name: Output name relative to each output folder, without extension: the path relative
             to the input folder it was found in (``a/b/frame``), or the file's stem when it was
             named directly.
+
+    Example:
+        >>> InputFile(Path("in/a/b.jpg"), PurePosixPath("a/b")).name.parts
+        ('a', 'b')
     """
 
-    path: Path
-    name: PurePosixPath
+    # Kept as strings (a third of the memory of path objects): a run may hold millions.
+    _path: str = attrs.field(alias="path", converter=_fspath)
+    _name: str = attrs.field(alias="name", converter=str)
+
+    @property
+    def path(self) -> Path:
+        return Path(self._path)
+
+    @property
+    def name(self) -> PurePosixPath:
+        return PurePosixPath(self._name)
 
 
 @attrs.frozen
@@ -464,6 +482,29 @@ class ManifestEntry:
     timing: Mapping[str, float] = attrs.field(factory=dict)
     notes: tuple[str, ...] = ()
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ManifestEntry:
+        """The entry :meth:`to_json` gave (timings are rounded to 0.1 ms there).
+
+        Example:
+            >>> entry = ManifestEntry("in/a.png", "a", "ok", size=(4, 3), notes=("x",))
+            >>> ManifestEntry.from_json(entry.to_json()) == entry
+            True
+        """
+        size = data.get("size")
+        return cls(
+            input=str(data["input"]),
+            name=str(data["name"]),
+            status=str(data["status"]),
+            error=data.get("error"),
+            outputs=dict(data.get("outputs") or {}),
+            size=None if size is None else (int(size[0]), int(size[1])),
+            mode=data.get("mode"),
+            class_areas=data.get("class_areas"),
+            timing=dict(data.get("timing") or {}),
+            notes=tuple(data.get("notes") or ()),
+        )
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {
@@ -521,13 +562,46 @@ class RunSummary:
         }
 
 
+class _StoredEntries(Sequence[ManifestEntry]):
+    """Manifest entries kept as their JSON text (a fraction of the objects' memory, and what
+    the manifest writes anyway), decoded on access."""
+
+    def __init__(self, blobs: Sequence[bytes]) -> None:
+        self._blobs = blobs
+
+    def __len__(self) -> int:
+        return len(self._blobs)
+
+    @overload
+    def __getitem__(self, index: int) -> ManifestEntry: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[ManifestEntry]: ...
+
+    def __getitem__(self, index: int | slice) -> ManifestEntry | Sequence[ManifestEntry]:
+        if isinstance(index, slice):
+            return [ManifestEntry.from_json(json.loads(blob)) for blob in self._blobs[index]]
+        return ManifestEntry.from_json(json.loads(self._blobs[index]))
+
+    @property
+    def blobs(self) -> Sequence[bytes]:
+        return self._blobs
+
+
+def _serialise(entry: ManifestEntry) -> bytes:
+    return json.dumps(entry.to_json()).encode()
+
+
 @attrs.frozen(eq=False)
 class RunReport:
-    """The result of :func:`run_pipeline`: every entry (as in the manifest) and the summary."""
+    """The result of :func:`run_pipeline`: every entry (as in the manifest) and the summary.
+
+    ``entries`` lists the rejected inputs first, then the processed ones in input order.
+    """
 
     output: Path
     manifest: Path
-    entries: tuple[ManifestEntry, ...]
+    entries: Sequence[ManifestEntry]
     summary: RunSummary
 
     @property
@@ -542,6 +616,23 @@ class PipelineInterrupted(KeyboardInterrupt):
     def __init__(self, report: RunReport) -> None:
         super().__init__("interrupted")
         self.report = report
+
+
+def _dump_manifest(handle: IO[bytes], head: Mapping[str, Any], entries: Iterable[bytes]) -> None:
+    """Write the manifest JSON: ``head``'s fields, then ``"entries"`` one per line.
+
+    ``entries`` are already JSON objects; writing them one by one never holds a second copy of
+    the whole manifest in memory (and ``grep`` finds one input per line).
+    """
+    text = json.dumps(head, indent=1)
+    handle.write(text[: text.rindex("}")].rstrip().encode())
+    handle.write(b',\n "entries": [')
+    separator = b"\n  "
+    for entry in entries:
+        handle.write(separator)
+        handle.write(entry)
+        separator = b",\n  "
+    handle.write(b"\n ]\n}\n")
 
 
 def _read_manifest(path: Path) -> dict[str, Any] | None:
@@ -740,7 +831,10 @@ class _Run:
         self.out = plan.output
         self.out_real = plan.output.resolve()
         self.manifest_path = plan.output / MANIFEST_NAME
-        self.entries: list[ManifestEntry | None] = [None] * len(plan.files)
+        # Finished entries as JSON, in input order (None: not finished), and their statuses.
+        self.entries: list[bytes | None] = [None] * len(plan.files)
+        self.statuses = bytearray(len(plan.files))
+        self.rejected = [_serialise(entry) for entry in plan.rejected]
         self.lock = threading.Lock()
         self.batch_size = segmenter.batch_size
         self.prefetch = options.prefetch or self.batch_size + 2 * options.workers
@@ -1053,8 +1147,10 @@ class _Run:
     # -- bookkeeping ---------------------------------------------------------------------------
 
     def record(self, index: int, entry: ManifestEntry) -> None:
+        blob = _serialise(entry)
         with self.lock:
-            self.entries[index] = entry
+            self.entries[index] = blob
+            self.statuses[index] = _STATUS_CODES[entry.status]
             if self.on_entry is not None:
                 try:
                     self.on_entry(entry)
@@ -1063,23 +1159,23 @@ class _Run:
 
     def _report(self, interrupted: bool) -> RunReport:
         with self.lock:
-            done = [e for e in self.entries if e is not None]
-        entries = (*self.plan.rejected, *done)
-        counts = {status: sum(e.status == status for e in entries) for status in ("ok", "error")}
+            done = [blob for blob in self.entries if blob is not None]
+            counts = {status: self.statuses.count(code) for status, code in _STATUS_CODES.items()}
         summary = RunSummary(
-            total=len(self.plan.files) + len(self.plan.rejected),
+            total=len(self.plan.files) + len(self.rejected),
             ok=counts["ok"],
-            error=counts["error"],
-            skipped=sum(e.status == "skipped" for e in entries),
+            error=counts["error"] + len(self.rejected),
+            skipped=counts["skipped"],
             not_processed=len(self.plan.files) - len(done),
             interrupted=interrupted,
             seconds=time.perf_counter() - self.started,
         )
+        entries = _StoredEntries([*self.rejected, *done])
         return RunReport(self.out, self.manifest_path, entries, summary)
 
     def write_manifest(self, status: str, interrupted: bool = False) -> RunReport:
         report = self._report(interrupted)
-        document = {
+        head = {
             "format": MANIFEST_FORMAT,
             "camvidseg_version": __version__,
             "status": status,
@@ -1090,12 +1186,10 @@ class _Run:
             "options": self.options_json(),
             "output_options": self.output_options,
             "summary": report.summary.to_json(),
-            "entries": [entry.to_json() for entry in report.entries],
         }
         began = time.perf_counter()
         with atomic_write(self.manifest_path) as handle:
-            handle.write(json.dumps(document, indent=1).encode())
-            handle.write(b"\n")
+            _dump_manifest(handle, head, cast("_StoredEntries", report.entries).blobs)
         # Keep checkpoints under ~5 % of the run even when the manifest grows large.
         spent = time.perf_counter() - began
         self.next_checkpoint = time.perf_counter() + max(

@@ -158,9 +158,10 @@ def register(subparsers: Any) -> None:
     group.add_argument(
         "--workers",
         type=positive_int,
-        default=2,
+        default=4,
         metavar="N",
-        help="threads decoding images ahead of the model, and as many writing outputs (default: 2)",
+        help="threads decoding images ahead of the model, and as many post-processing and "
+        "writing outputs (default: 4)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON to stdout")
     add_model_options(parser)
