@@ -278,6 +278,13 @@ def test_awkward_modes_are_converted_and_noted(tmp_path: Path) -> None:
         written = load_label_png(tmp_path / "out" / entry.outputs["labels"])
         np.testing.assert_array_equal(written, labels, err_msg=name)
     assert by_input["animated.gif"].notes[0] == "animated: first frame used (of 2)"
+    # A resumed run keeps what the first one learnt about the inputs it skips.
+    again = segment_paths(fake_segmenter(), [tmp_path / "in"], tmp_path / "out")
+    skipped = next(e for e in again.entries if Path(e.input).name == "animated.gif")
+    assert skipped.status == "skipped"
+    assert skipped.notes == ("outputs already present", *by_input["animated.gif"].notes)
+    assert skipped.mode == "P"
+    assert skipped.class_areas == by_input["animated.gif"].class_areas == {"Road": 1.0}
 
 
 # -- safety of the output folder -------------------------------------------------------------------

@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, cast, overload
+from typing import IO, Any, overload
 
 import attrs
 import numpy as np
@@ -95,6 +95,7 @@ _TEMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 _EXIF_ORIENTATION = 0x0112
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 _STATUS_CODES = {"ok": 1, "error": 2, "skipped": 3}
+_ALREADY_PRESENT = "outputs already present"
 
 
 def _check_outputs(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -583,10 +584,6 @@ class _StoredEntries(Sequence[ManifestEntry]):
             return [ManifestEntry.from_json(json.loads(blob)) for blob in self._blobs[index]]
         return ManifestEntry.from_json(json.loads(self._blobs[index]))
 
-    @property
-    def blobs(self) -> Sequence[bytes]:
-        return self._blobs
-
 
 def _serialise(entry: ManifestEntry) -> bytes:
     return json.dumps(entry.to_json()).encode()
@@ -839,7 +836,8 @@ class _Run:
         self.batch_size = segmenter.batch_size
         self.prefetch = options.prefetch or self.batch_size + 2 * options.workers
         self.encode_slots = threading.BoundedSemaphore(self.batch_size + options.workers)
-        self.previous: dict[str, dict[str, Any]] = {}
+        # What the last manifest said of inputs it segmented: name -> (mode, areas, notes).
+        self.previous: dict[str, tuple[Any, Any, tuple[str, ...]]] = {}
         self.output_options: dict[str, Any] = {}
         self.started_at = _now()
         self.started = time.perf_counter()
@@ -900,9 +898,10 @@ class _Run:
             return
         entries = data.get("entries")
         if isinstance(entries, list):
-            self.previous = {
-                str(e["name"]): e for e in entries if isinstance(e, dict) and "name" in e
-            }
+            for e in entries:
+                if isinstance(e, dict) and e.get("status") in ("ok", "skipped") and "name" in e:
+                    notes = tuple(n for n in e.get("notes") or () if n != _ALREADY_PRESENT)
+                    self.previous[str(e["name"])] = (e.get("mode"), e.get("class_areas"), notes)
         before = data.get("output_options")
         if not isinstance(before, dict):
             return
@@ -1030,19 +1029,17 @@ class _Run:
         size: tuple[int, int] | None,
         seconds: float,
     ) -> ManifestEntry:
-        before = self.previous.get(str(file.name), {})
-        usable = before.get("status") in ("ok", "skipped") and before.get("input") is not None
-        areas = before.get("class_areas") if usable else None
+        mode, areas, notes = self.previous.get(str(file.name), (None, None, ()))
         return ManifestEntry(
             input=str(file.path),
             name=str(file.name),
             status="skipped",
             outputs=relpaths,
             size=size,
-            mode=before.get("mode") if usable else None,
+            mode=mode if isinstance(mode, str) else None,
             class_areas=areas if isinstance(areas, dict) else None,
             timing={"check": seconds},
-            notes=("outputs already present",),
+            notes=(_ALREADY_PRESENT, *notes),
         )
 
     def infer(self, batch: list[_Prepared], encode_pool: ThreadPoolExecutor) -> None:
@@ -1157,7 +1154,8 @@ class _Run:
                 except Exception:
                     log.exception("the progress callback failed")
 
-    def _report(self, interrupted: bool) -> RunReport:
+    def _report(self, interrupted: bool) -> tuple[RunReport, list[bytes]]:
+        """The report so far, and its entries as the manifest's JSON lines."""
         with self.lock:
             done = [blob for blob in self.entries if blob is not None]
             counts = {status: self.statuses.count(code) for status, code in _STATUS_CODES.items()}
@@ -1170,11 +1168,11 @@ class _Run:
             interrupted=interrupted,
             seconds=time.perf_counter() - self.started,
         )
-        entries = _StoredEntries([*self.rejected, *done])
-        return RunReport(self.out, self.manifest_path, entries, summary)
+        blobs = [*self.rejected, *done]
+        return RunReport(self.out, self.manifest_path, _StoredEntries(blobs), summary), blobs
 
     def write_manifest(self, status: str, interrupted: bool = False) -> RunReport:
-        report = self._report(interrupted)
+        report, blobs = self._report(interrupted)
         head = {
             "format": MANIFEST_FORMAT,
             "camvidseg_version": __version__,
@@ -1189,7 +1187,7 @@ class _Run:
         }
         began = time.perf_counter()
         with atomic_write(self.manifest_path) as handle:
-            _dump_manifest(handle, head, cast("_StoredEntries", report.entries).blobs)
+            _dump_manifest(handle, head, blobs)
         # Keep checkpoints under ~5 % of the run even when the manifest grows large.
         spent = time.perf_counter() - began
         self.next_checkpoint = time.perf_counter() + max(
