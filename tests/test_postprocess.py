@@ -86,6 +86,16 @@ def test_labels_and_confidence_33(scores: NDArray[np.float32]) -> None:
     np.testing.assert_array_equal(conf, confidence(scores[..., 1:]))
 
 
+@given(probability_scores(32), st.booleans(), st.booleans())
+def test_confidence_of_labels_equals_confidence_of_kept_channels(
+    scores: NDArray[np.float32], drop_void: bool, renormalize: bool
+) -> None:
+    layout = ChannelLayout.detect(32, drop_void=drop_void)
+    _, conf = labels_and_confidence(scores, layout, renormalize=renormalize)
+    assert conf.dtype == np.float32
+    np.testing.assert_array_equal(conf, confidence(layout.kept(scores), renormalize=renormalize))
+
+
 @given(probability_scores(32))
 def test_labels_32_layout_maps_channel0_to_void(scores: NDArray[np.float32]) -> None:
     labels, _ = labels_and_confidence(scores, ChannelLayout.detect(32))

@@ -156,7 +156,10 @@ def confidence(scores: Scores, *, renormalize: bool = True) -> ConfidenceMap:
         >>> confidence(np.array([[0.1, 0.3, 0.1]], np.float32)).round(3)
         array([0.6], dtype=float32)
     """
-    best = np.asarray(np.max(scores, axis=-1), dtype=np.float32)
+    return _renormalized(np.asarray(np.max(scores, axis=-1), dtype=np.float32), scores, renormalize)
+
+
+def _renormalized(best: ConfidenceMap, scores: Scores, renormalize: bool) -> ConfidenceMap:
     if not renormalize:
         return best
     total = np.sum(scores, axis=-1, dtype=np.float32)
@@ -186,8 +189,11 @@ def labels_and_confidence(
         ([[17, 21]], [[1.0, 1.0]])
     """
     kept = layout.kept(scores)
-    labels: LabelMap = layout.channel_ids[argmax(kept)]
-    return labels, confidence(kept, renormalize=renormalize)
+    winner = argmax(kept)
+    labels: LabelMap = layout.channel_ids[winner]
+    # The winner's score is the maximum: reading it back is cheaper than another max pass.
+    best = np.take_along_axis(kept, winner[..., None].astype(np.intp), axis=-1)[..., 0]
+    return labels, _renormalized(best.astype(np.float32, copy=False), kept, renormalize)
 
 
 def to_class_scores(scores: Scores, layout: ChannelLayout) -> Scores:
