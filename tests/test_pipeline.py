@@ -390,6 +390,30 @@ def test_resume_with_other_content_options_is_refused(tmp_path: Path) -> None:
     assert manifest(out)["options"]["classes"] == "camvid11"  # type: ignore[index]
 
 
+def test_resume_reads_a_reformatted_manifest_and_survives_a_corrupt_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_scene(tmp_path / "in" / "a.png")
+    out = tmp_path / "out"
+    first = segment_paths(fake_segmenter(), [tmp_path / "in"], out)
+    # Someone pretty-printed the manifest: not one entry per line any more.
+    eleven = fake_segmenter(palette=CamVidPalette.camvid11())
+    for indent in (4, 1):
+        (out / MANIFEST_NAME).write_text(json.dumps(manifest(out), indent=indent))
+        with pytest.raises(ConfigError, match="classes"):
+            segment_paths(eleven, [tmp_path / "in"], out)
+        second = segment_paths(fake_segmenter(), [tmp_path / "in"], out)
+        assert second.entries[0].status == "skipped"
+        assert second.entries[0].class_areas == first.entries[0].class_areas
+    assert "unreadable manifest" not in caplog.text
+    (out / MANIFEST_NAME).write_text('{"entries": [ {"name": "a", "stat')
+    third = segment_paths(fake_segmenter(), [tmp_path / "in"], out)
+    assert third.entries[0].status == "skipped"  # the files alone show the work is done
+    assert third.entries[0].class_areas is None
+    assert "ignoring an unreadable manifest of an earlier run" in caplog.text
+    assert manifest(out)["status"] == "complete"
+
+
 # -- isolation, bounded memory, interruption -------------------------------------------------------
 
 

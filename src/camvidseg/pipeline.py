@@ -30,10 +30,14 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import stat
+import tempfile
 import threading
 import time
+import weakref
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -563,15 +567,53 @@ class RunSummary:
         }
 
 
-class _StoredEntries(Sequence[ManifestEntry]):
-    """Manifest entries kept as their JSON text (a fraction of the objects' memory, and what
-    the manifest writes anyway), decoded on access."""
+class _EntryStore:
+    """Finished entries as JSON lines in an anonymous temporary file, by slot.
 
-    def __init__(self, blobs: Sequence[bytes]) -> None:
-        self._blobs = blobs
+    Memory per entry is two integers, however many inputs a run has; the manifest and the
+    report read the lines back in slot order. Thread-safe.
+    """
+
+    def __init__(self, slots: int, folder: Path) -> None:
+        # An anonymous file in the output folder (which has room for far more than the outputs'
+        # manifest lines); it lives as long as the reports that read it.
+        self._file = tempfile.TemporaryFile(  # noqa: SIM115
+            prefix=".camvidseg-entries.", suffix=".tmp", dir=folder
+        )
+        self._closer = weakref.finalize(self, self._file.close)
+        self._lock = threading.Lock()
+        self._offsets = array("q", [-1]) * slots
+        self._lengths = array("q", [0]) * slots
+        self._end = 0
+
+    def put(self, slot: int, blob: bytes) -> None:
+        with self._lock:
+            self._file.seek(self._end)
+            self._file.write(blob)
+            self._offsets[slot] = self._end
+            self._lengths[slot] = len(blob)
+            self._end += len(blob)
+
+    def get(self, slot: int) -> bytes:
+        with self._lock:
+            self._file.seek(self._offsets[slot])
+            return self._file.read(self._lengths[slot])
+
+    def filled(self) -> array[int]:
+        """Slots holding an entry, in order."""
+        with self._lock:
+            return array("q", (slot for slot, at in enumerate(self._offsets) if at >= 0))
+
+
+class _StoredEntries(Sequence[ManifestEntry]):
+    """A read-only view of entries in an :class:`_EntryStore`, decoded on access."""
+
+    def __init__(self, store: _EntryStore, slots: array[int]) -> None:
+        self._store = store
+        self._slots = slots
 
     def __len__(self) -> int:
-        return len(self._blobs)
+        return len(self._slots)
 
     @overload
     def __getitem__(self, index: int) -> ManifestEntry: ...
@@ -581,8 +623,11 @@ class _StoredEntries(Sequence[ManifestEntry]):
 
     def __getitem__(self, index: int | slice) -> ManifestEntry | Sequence[ManifestEntry]:
         if isinstance(index, slice):
-            return [ManifestEntry.from_json(json.loads(blob)) for blob in self._blobs[index]]
-        return ManifestEntry.from_json(json.loads(self._blobs[index]))
+            return [self._decode(slot) for slot in self._slots[index]]
+        return self._decode(self._slots[index])
+
+    def _decode(self, slot: int) -> ManifestEntry:
+        return ManifestEntry.from_json(json.loads(self._store.get(slot)))
 
 
 def _serialise(entry: ManifestEntry) -> bytes:
@@ -632,18 +677,104 @@ def _dump_manifest(handle: IO[bytes], head: Mapping[str, Any], entries: Iterable
     handle.write(b"\n ]\n}\n")
 
 
-def _read_manifest(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        log.warning("%s: ignoring an unreadable manifest of an earlier run (%s)", path, exc)
-        return None
-    if not isinstance(data, dict):
-        log.warning("%s: ignoring a manifest that is not a JSON object", path)
-        return None
-    return data
+_ENTRIES_LINE = b' "entries": ['
+
+
+class _PreviousManifest:
+    """The manifest an earlier run left: its head (options) and where each finished input's
+    line is, so that a resumed run can repeat what it said without holding it in memory.
+
+    Reads the layout :func:`_dump_manifest` writes (one entry per line) as a stream; any other
+    valid JSON manifest is read whole.
+    """
+
+    def __init__(self, path: Path) -> None:
+        """Index ``path`` (a missing or unreadable manifest gives an empty one)."""
+        self.head: dict[str, Any] = {}
+        self._lines: dict[str, int] = {}
+        self._parsed: dict[str, dict[str, Any]] = {}
+        self._file: IO[bytes] | None = None
+        self._lock = threading.Lock()
+        # Read from a private copy: the run replaces the manifest while it still needs the old
+        # lines (and an open file could not be replaced at all on Windows).
+        handle = tempfile.TemporaryFile(  # noqa: SIM115
+            prefix=".camvidseg-previous.", suffix=".tmp", dir=path.parent
+        )
+        try:
+            with open(path, "rb") as source:
+                shutil.copyfileobj(source, handle)
+        except OSError as exc:
+            handle.close()
+            if not isinstance(exc, FileNotFoundError):
+                log.warning("%s: ignoring the manifest of an earlier run (%s)", path, exc)
+            return
+        try:
+            handle.seek(0)
+            if self._index_lines(handle):
+                self._file = handle
+                weakref.finalize(self, handle.close)
+                return
+        except (OSError, ValueError):
+            pass  # not the one-entry-per-line layout: read it as plain JSON
+        try:
+            self.head, self._lines = {}, {}
+            handle.seek(0)
+            self._read_whole(handle)
+        except (OSError, ValueError) as exc:
+            log.warning("%s: ignoring an unreadable manifest of an earlier run (%s)", path, exc)
+            self.head, self._parsed = {}, {}
+        finally:
+            handle.close()
+
+    def _index_lines(self, handle: IO[bytes]) -> bool:
+        head = bytearray()
+        while True:
+            line = handle.readline()
+            if not line:
+                return False
+            if line.rstrip(b"\r\n") == _ENTRIES_LINE:
+                break
+            head += line
+        self.head = json.loads(bytes(head).rstrip().rstrip(b",") + b"}")
+        while True:
+            offset = handle.tell()
+            line = handle.readline()
+            text = line.strip().rstrip(b",")
+            if not text.startswith(b"{"):
+                return True
+            self._remember(json.loads(text), offset)
+
+    def _read_whole(self, handle: IO[bytes]) -> None:
+        data = json.load(handle)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        entries = data.pop("entries", None)
+        self.head = data
+        for entry in entries if isinstance(entries, list) else ():
+            self._remember(entry, None)
+
+    def _remember(self, entry: Any, offset: int | None) -> None:
+        if isinstance(entry, dict) and entry.get("status") in ("ok", "skipped") and "name" in entry:
+            if offset is None:
+                self._parsed[str(entry["name"])] = entry
+            else:
+                self._lines[str(entry["name"])] = offset
+
+    def entry(self, name: str) -> dict[str, Any] | None:
+        """What the earlier run said of the input named ``name``, if it finished it."""
+        if name in self._parsed:
+            return self._parsed[name]
+        offset = self._lines.get(name)
+        if offset is None or self._file is None:
+            return None
+        with self._lock:
+            self._file.seek(offset)
+            line = self._file.readline()
+        try:
+            entry = json.loads(line.strip().rstrip(b","))
+        except ValueError:
+            return None
+        return entry if isinstance(entry, dict) else None
 
 
 # -- outputs -----------------------------------------------------------------------------------
@@ -828,16 +959,16 @@ class _Run:
         self.out = plan.output
         self.out_real = plan.output.resolve()
         self.manifest_path = plan.output / MANIFEST_NAME
-        # Finished entries as JSON, in input order (None: not finished), and their statuses.
-        self.entries: list[bytes | None] = [None] * len(plan.files)
-        self.statuses = bytearray(len(plan.files))
-        self.rejected = [_serialise(entry) for entry in plan.rejected]
+        # Entries by slot: the rejected inputs first, then the files in input order. The store
+        # is opened in the output folder once it exists.
+        self.first_file_slot = len(plan.rejected)
+        self.store: _EntryStore
+        self.statuses = bytearray(len(plan.files))  # _STATUS_CODES; 0 = not finished
         self.lock = threading.Lock()
         self.batch_size = segmenter.batch_size
         self.prefetch = options.prefetch or self.batch_size + 2 * options.workers
         self.encode_slots = threading.BoundedSemaphore(self.batch_size + options.workers)
-        # What the last manifest said of inputs it segmented: name -> (mode, areas, notes).
-        self.previous: dict[str, tuple[Any, Any, tuple[str, ...]]] = {}
+        self.previous: _PreviousManifest | None = None
         self.output_options: dict[str, Any] = {}
         self.started_at = _now()
         self.started = time.perf_counter()
@@ -893,16 +1024,8 @@ class _Run:
     def _check_previous_run(self) -> None:
         """Load the last manifest; refuse to mix its files with ones made differently."""
         self.output_options = {kind: self.kind_options(kind) for kind in self.options.outputs}
-        data = _read_manifest(self.manifest_path)
-        if data is None:
-            return
-        entries = data.get("entries")
-        if isinstance(entries, list):
-            for e in entries:
-                if isinstance(e, dict) and e.get("status") in ("ok", "skipped") and "name" in e:
-                    notes = tuple(n for n in e.get("notes") or () if n != _ALREADY_PRESENT)
-                    self.previous[str(e["name"])] = (e.get("mode"), e.get("class_areas"), notes)
-        before = data.get("output_options")
+        self.previous = _PreviousManifest(self.manifest_path)
+        before = self.previous.head.get("output_options")
         if not isinstance(before, dict):
             return
         # Files of kinds this run does not write stay on disk: keep their record.
@@ -1029,7 +1152,12 @@ class _Run:
         size: tuple[int, int] | None,
         seconds: float,
     ) -> ManifestEntry:
-        mode, areas, notes = self.previous.get(str(file.name), (None, None, ()))
+        before = self.previous.entry(str(file.name)) if self.previous else None
+        mode = areas = None
+        notes: tuple[str, ...] = ()
+        if before is not None:
+            mode, areas = before.get("mode"), before.get("class_areas")
+            notes = tuple(str(n) for n in before.get("notes") or () if n != _ALREADY_PRESENT)
         return ManifestEntry(
             input=str(file.path),
             name=str(file.name),
@@ -1146,7 +1274,7 @@ class _Run:
     def record(self, index: int, entry: ManifestEntry) -> None:
         blob = _serialise(entry)
         with self.lock:
-            self.entries[index] = blob
+            self.store.put(self.first_file_slot + index, blob)
             self.statuses[index] = _STATUS_CODES[entry.status]
             if self.on_entry is not None:
                 try:
@@ -1154,25 +1282,26 @@ class _Run:
                 except Exception:
                     log.exception("the progress callback failed")
 
-    def _report(self, interrupted: bool) -> tuple[RunReport, list[bytes]]:
-        """The report so far, and its entries as the manifest's JSON lines."""
+    def _report(self, interrupted: bool) -> tuple[RunReport, array[int]]:
+        """The report so far, and the slots of its entries."""
         with self.lock:
-            done = [blob for blob in self.entries if blob is not None]
+            slots = self.store.filled()
             counts = {status: self.statuses.count(code) for status, code in _STATUS_CODES.items()}
+        rejected = self.first_file_slot
         summary = RunSummary(
-            total=len(self.plan.files) + len(self.rejected),
+            total=len(self.plan.files) + rejected,
             ok=counts["ok"],
-            error=counts["error"] + len(self.rejected),
+            error=counts["error"] + rejected,
             skipped=counts["skipped"],
-            not_processed=len(self.plan.files) - len(done),
+            not_processed=len(self.plan.files) - (len(slots) - rejected),
             interrupted=interrupted,
             seconds=time.perf_counter() - self.started,
         )
-        blobs = [*self.rejected, *done]
-        return RunReport(self.out, self.manifest_path, _StoredEntries(blobs), summary), blobs
+        entries = _StoredEntries(self.store, slots)
+        return RunReport(self.out, self.manifest_path, entries, summary), slots
 
     def write_manifest(self, status: str, interrupted: bool = False) -> RunReport:
-        report, blobs = self._report(interrupted)
+        report, slots = self._report(interrupted)
         head = {
             "format": MANIFEST_FORMAT,
             "camvidseg_version": __version__,
@@ -1187,7 +1316,7 @@ class _Run:
         }
         began = time.perf_counter()
         with atomic_write(self.manifest_path) as handle:
-            _dump_manifest(handle, head, blobs)
+            _dump_manifest(handle, head, (self.store.get(slot) for slot in slots))
         # Keep checkpoints under ~5 % of the run even when the manifest grows large.
         spent = time.perf_counter() - began
         self.next_checkpoint = time.perf_counter() + max(
@@ -1207,6 +1336,9 @@ class _Run:
         except OSError as exc:
             raise ConfigError(f"cannot create the output folder {self.out}: {exc}") from exc
         self._check_kind_folders()
+        self.store = _EntryStore(len(self.plan.rejected) + len(self.plan.files), self.out)
+        for slot, entry in enumerate(self.plan.rejected):
+            self.store.put(slot, _serialise(entry))
         with _output_lock(self.out):
             removed = _remove_stale_temporaries(self.out)
             if removed:
