@@ -318,6 +318,23 @@ def test_usage_errors_exit_2(
     assert message in capsys.readouterr().err
 
 
+def test_a_model_that_fails_on_every_image_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Broken(NearestColorBackend):
+        def predict(self, batch: np.ndarray) -> np.ndarray:
+            return super().predict(batch)[..., :21]  # a 21-channel model: not CamVid
+
+    for i in range(5):
+        write_scene(tmp_path / "in" / f"f{i}.png", 8, 8, seed=i)
+    monkeypatch.setattr("camvidseg.cli.segment.load_segmenter", lambda args: Segmenter(Broken()))
+    assert main(["segment", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "the model failed on each of the first 3 images" in err
+    assert "model returned 21 channels" in err
+    assert read_manifest(tmp_path / "out")["status"] == "failed"
+
+
 def test_missing_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["segment", str(tmp_path / "x.png"), "-o", str(tmp_path / "o"),
                  "--model", "fake:33"]) == 2  # fmt: skip

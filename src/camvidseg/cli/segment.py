@@ -211,6 +211,7 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 @contextlib.contextmanager
@@ -294,9 +295,9 @@ def run(args: argparse.Namespace) -> int:
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
     total = len(plan.files) + len(plan.rejected)
     progress = _Progress(total, enabled=sys.stderr.isatty() and not args.quiet)
-    for entry in plan.rejected:
-        progress(entry)
     try:
+        for entry in plan.rejected:
+            progress(entry)
         with _logging_through(progress):
             report = run_pipeline(
                 segmenter, plan, options, model=_model_identity(args.model), on_entry=progress
@@ -306,10 +307,11 @@ def run(args: argparse.Namespace) -> int:
         print("camvidseg: interrupted; the manifest lists what was done", file=sys.stderr)
         _print_summary(interrupted.report, args)
         return EXIT_INTERRUPTED
-    except BackendError as exc:
+    except BackendError as exc:  # the model failed on every image it was given
         progress.close()
         report_error(exc)
         return EXIT_USAGE
-    progress.close()
+    finally:
+        progress.close()  # also before a ConfigError reaches the one-line error of main()
     _print_summary(report, args)
     return EXIT_SOME_FAILED if report.summary.error else EXIT_OK
