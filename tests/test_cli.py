@@ -65,3 +65,19 @@ def test_python_m_camvidseg_runs() -> None:
     )  # fmt: skip
     assert proc.returncode == 0
     assert proc.stdout.startswith("camvidseg")
+
+
+def test_broken_pipe_is_quiet() -> None:
+    # What `camvidseg evaluate ... | head -1` does when the reader closes early: the command's
+    # next write raises BrokenPipeError. Simulated in a child process so no real fd is touched.
+    code = (
+        "import sys, camvidseg.cli.segment as s\n"
+        "def run(args):\n"
+        "    raise BrokenPipeError(32, 'Broken pipe')\n"
+        "s.run = run\n"
+        "from camvidseg.cli import main\n"
+        "sys.exit(main(['segment', 'x', '-o', 'y']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 141
+    assert proc.stderr == ""

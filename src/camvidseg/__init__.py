@@ -11,6 +11,7 @@ from __future__ import annotations
 from camvidseg._types import UNLABELLED
 from camvidseg._version import __version__
 from camvidseg.backends.base import Backend
+from camvidseg.cleanup import CleanupConfig
 from camvidseg.exceptions import (
     BackendError,
     CamVidSegError,
@@ -25,6 +26,7 @@ from camvidseg.metrics import ConfusionMatrix, EvaluationResult
 from camvidseg.palette import CamVidPalette, ClassGrouping, get_grouping
 from camvidseg.postprocess import ChannelLayout
 from camvidseg.segmenter import DEFAULT_HANDLE, Segmentation, Segmenter
+from camvidseg.tta import TTAConfig
 
 __all__ = [
     "DEFAULT_HANDLE",
@@ -35,6 +37,7 @@ __all__ = [
     "CamVidSegError",
     "ChannelLayout",
     "ClassGrouping",
+    "CleanupConfig",
     "ConfigError",
     "ConfusionMatrix",
     "EvaluationResult",
@@ -44,6 +47,7 @@ __all__ = [
     "PaletteError",
     "Segmentation",
     "Segmenter",
+    "TTAConfig",
     "UnknownColorError",
     "__version__",
     "get_grouping",

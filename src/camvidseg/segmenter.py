@@ -32,10 +32,18 @@ from camvidseg.postprocess import (
     resize_scores,
     to_class_scores,
 )
+from camvidseg.tiling import TileGrid, resize_score_rows
+from camvidseg.tta import TTAConfig
 
-__all__ = ["DEFAULT_HANDLE", "Segmentation", "Segmenter"]
+__all__ = ["DEFAULT_HANDLE", "DEFAULT_MAX_PIXELS", "DEFAULT_TILE", "Segmentation", "Segmenter"]
 
 DEFAULT_HANDLE = "https://tfhub.dev/google/HRNet/camvid-hrnetv2-w48/1"
+#: Images with more pixels than this are segmented in tiles (and finalised in row bands).
+DEFAULT_MAX_PIXELS = 4096 * 4096
+#: Tile side used when tiling starts automatically.
+DEFAULT_TILE = 512
+#: Scores turned into labels at once while finalising a large image band by band.
+_BAND_BYTES = 64 * 2**20
 
 log = logging.getLogger("camvidseg")
 
@@ -213,6 +221,14 @@ def _builtin_palette_of(colors: NDArray[np.uint8] | None) -> CamVidPalette | Non
     return None
 
 
+def _resized(image: ImageArray, size: tuple[int, int]) -> ImageArray:
+    """``image`` resized bilinearly (Pillow) to ``size = (height, width)``, if it differs."""
+    if size == image.shape[:2]:
+        return image
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    return np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
     if value is not None and value < 1:
         raise ConfigError(f"{attribute.name} must be >= 1 (got {value})")
@@ -229,10 +245,19 @@ class Segmenter:
         grouping: Name of the 32 -> 11 grouping used when ``palette`` is CamVid-11.
         max_side: Resize so the longer side is at most this before inference; the scores are
             resized back before the argmax, so labels always have the input's size.
-        batch_size: Images per model call in :meth:`segment_batch`.
+        batch_size: Images (or tiles of one image) per model call.
         drop_void: With a 32-channel model, discard channel 0 instead of mapping it to Void.
         min_confidence: Pixels whose confidence is lower become unlabelled (255).
         keep_image: Keep the input array on each Segmentation (for overlays).
+        tile: Segment in overlapping ``tile x tile`` tiles (after ``max_side``), blending their
+            scores with smooth weights before the argmax. ``None``: only images over
+            ``max_pixels`` are tiled, with :data:`DEFAULT_TILE`.
+        overlap: Minimum overlap of neighbouring tiles in pixels (at most half the tile).
+        max_pixels: Images with more pixels are tiled and finalised in row bands, so memory
+            stays bounded (about ``tile * width * channels * 4`` bytes of scores at once).
+            ``None`` never tiles automatically.
+        tta: Test-time augmentation: class probabilities are averaged over horizontal flips
+            and scales (see :class:`~camvidseg.tta.TTAConfig`) before the argmax.
 
     Example:
         >>> from camvidseg.testing import NearestColorBackend
@@ -251,6 +276,12 @@ class Segmenter:
     min_confidence: float | None = attrs.field(default=None, kw_only=True)
     keep_image: bool = attrs.field(default=True, kw_only=True)
     layout: ChannelLayout | None = attrs.field(default=None, kw_only=True)
+    tile: int | None = attrs.field(default=None, kw_only=True, validator=_positive)
+    overlap: int = attrs.field(default=64, kw_only=True)
+    max_pixels: int | None = attrs.field(
+        default=DEFAULT_MAX_PIXELS, kw_only=True, validator=_positive
+    )
+    tta: TTAConfig | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         if self.palette.name not in ("camvid32", "camvid11"):
@@ -259,6 +290,9 @@ class Segmenter:
             get_grouping(self.grouping)  # fail early on an unknown name
         if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
             raise ConfigError(f"min_confidence must be in [0, 1] (got {self.min_confidence})")
+        TileGrid.for_shape((1, 1), self.tile or DEFAULT_TILE, self.overlap)  # validates overlap
+        if self.tta is not None and not isinstance(self.tta, TTAConfig):
+            raise ConfigError(f"tta must be a TTAConfig or None (got {type(self.tta).__name__})")
 
     @classmethod
     def from_hub(
@@ -329,20 +363,18 @@ class Segmenter:
         """Raw model probabilities ``(H, W, C)`` per image, at each image's own size.
 
         Images are grouped by (resized) size into model calls; ``max_side`` resizing and
-        padding to the backend's ``input_multiple`` are undone before returning.
+        padding to the backend's ``input_multiple`` are undone before returning. With ``tta``
+        the scores are the average over the augmented views; images that need tiling are
+        segmented tile by tile and blended (the full ``(H, W, C)`` array is still returned).
         """
-        prepared = [self._model_input(image) for image in images]
         results: list[Scores | None] = [None] * len(images)
-        by_shape: dict[tuple[int, ...], list[int]] = {}
-        for index, (array, _) in enumerate(prepared):
-            by_shape.setdefault(array.shape, []).append(index)
-        for indices in by_shape.values():
-            batch = np.stack([prepared[i][0] for i in indices])
-            scores = self._predict(batch)
-            for i, s in zip(indices, scores, strict=True):
-                height, width = prepared[i][1]
-                original = images[i].shape[:2]
-                results[i] = resize_scores(s[:height, :width], (original[0], original[1]))
+        whole = [i for i, image in enumerate(images) if self._tile_size(image) is None]
+        averaged = self._predict_views([images[i] for i in whole], self.max_side)
+        for i, scores in zip(whole, averaged, strict=True):
+            results[i] = scores
+        for i, image in enumerate(images):
+            if results[i] is None:
+                results[i] = resize_scores(self._model_scores(image), image.shape[:2])
         return [r for r in results if r is not None]
 
     def from_scores(
@@ -385,8 +417,15 @@ class Segmenter:
         self, chunk: list[tuple[ImageArray, Path | None]], return_scores: bool
     ) -> Iterator[Segmentation]:
         arrays = [array for array, _ in chunk]
-        for (array, source), scores in zip(chunk, self.predict_scores(arrays), strict=True):
-            yield self._finish(array, scores, source, return_scores)
+        banded = [self._banded(array) for array in arrays]
+        scores = iter(
+            self.predict_scores([a for a, b in zip(arrays, banded, strict=True) if not b])
+        )
+        for (array, source), band in zip(chunk, banded, strict=True):
+            if band:
+                yield self._segment_banded(array, source, return_scores)
+            else:
+                yield self._finish(array, next(scores), source, return_scores)
 
     def _finish(
         self, image: ImageArray, scores: Scores, source: Path | None, return_scores: bool
@@ -394,6 +433,16 @@ class Segmenter:
         layout = self._layout_for(scores.shape[-1])
         labels, conf = labels_and_confidence(scores, layout)
         class_scores = to_class_scores(scores, layout) if return_scores else None
+        return self._result(image, labels, conf, class_scores, source)
+
+    def _result(
+        self,
+        image: ImageArray,
+        labels: LabelMap,
+        conf: ConfidenceMap,
+        class_scores: Scores | None,
+        source: Path | None,
+    ) -> Segmentation:
         result = Segmentation(
             labels,
             conf,
@@ -413,16 +462,31 @@ class Segmenter:
             self.layout = ChannelLayout.detect(channels, drop_void=self.drop_void)
         return self.layout
 
-    def _model_input(self, image: ImageArray) -> tuple[NDArray[np.float32], tuple[int, int]]:
-        """Resize (``max_side``), scale to [0, 1] and pad to the backend's multiple.
+    def _model_size(
+        self, shape: tuple[int, ...], limit_side: int | None, scale: float = 1.0
+    ) -> tuple[int, int]:
+        """``(height, width)`` the model sees: limited to ``limit_side``, then times ``scale``."""
+        height, width = int(shape[0]), int(shape[1])
+        factor = scale
+        if limit_side is not None and max(height, width) > limit_side:
+            factor = limit_side / max(height, width) * scale
+        if factor == 1.0:
+            return height, width
+        return max(1, round(height * factor)), max(1, round(width * factor))
+
+    def _model_input(
+        self,
+        image: ImageArray,
+        limit_side: int | None = None,
+        scale: float = 1.0,
+        flip: bool = False,
+    ) -> tuple[NDArray[np.float32], tuple[int, int]]:
+        """Resize (``limit_side``, ``scale``), flip, scale to [0, 1], pad to the backend's multiple.
 
         Returns the model input and its size before padding.
         """
-        height, width = image.shape[:2]
-        if self.max_side is not None and max(height, width) > self.max_side:
-            scale = self.max_side / max(height, width)
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+        size = self._model_size(image.shape, limit_side, scale)
+        image = _resized(image[:, ::-1] if flip else image, size)
         array = image.astype(np.float32) / np.float32(255.0)
         size_before_padding = (int(array.shape[0]), int(array.shape[1]))
         multiple = max(1, int(self.backend.input_multiple))
@@ -431,7 +495,149 @@ class Segmenter:
             array = np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
         return array, size_before_padding
 
+    def _run_model(
+        self, prepared: Sequence[tuple[NDArray[np.float32], tuple[int, int]]]
+    ) -> list[Scores]:
+        """Model scores of prepared inputs (one call per input shape), padding cropped off."""
+        results: list[Scores | None] = [None] * len(prepared)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, (array, _) in enumerate(prepared):
+            by_shape.setdefault(array.shape, []).append(index)
+        for indices in by_shape.values():
+            batch = np.stack([prepared[i][0] for i in indices])
+            for i, scores in zip(indices, self._predict(batch), strict=True):
+                height, width = prepared[i][1]
+                results[i] = scores[:height, :width]
+        return [r for r in results if r is not None]
+
+    def _predict_views(self, images: Sequence[ImageArray], limit_side: int | None) -> list[Scores]:
+        """Scores ``(H, W, C)`` at each image's own size, averaged over the TTA views.
+
+        Each view is resized (``limit_side``, then its scale) and maybe flipped; its scores are
+        flipped back and resized to the image's size before the running average, which is
+        exact when all views agree.
+        """
+        views = ((1.0, False),) if self.tta is None else self.tta.views()
+        means: list[Scores] = []
+        for count, (scale, flip) in enumerate(views, start=1):
+            prepared = [self._model_input(image, limit_side, scale, flip) for image in images]
+            for i, scores in enumerate(self._run_model(prepared)):
+                if flip:
+                    scores = scores[:, ::-1]
+                scores = resize_scores(scores, (images[i].shape[0], images[i].shape[1]))
+                if count == 1:
+                    means.append(scores)
+                else:
+                    means[i] = means[i] + (scores - means[i]) * np.float32(1.0 / count)
+        return means
+
+    def _tile_size(self, image: ImageArray) -> int | None:
+        """Tile side for ``image`` (at model resolution), or ``None`` to run it whole."""
+        if self.tile is not None:
+            return self.tile
+        height, width = self._model_size(image.shape, self.max_side)
+        if self.max_pixels is not None and height * width > self.max_pixels:
+            return DEFAULT_TILE
+        return None
+
+    def _banded(self, image: ImageArray) -> bool:
+        """Whether ``image`` is tiled or so large that its scores are finalised in row bands."""
+        too_large = (
+            self.max_pixels is not None and image.shape[0] * image.shape[1] > self.max_pixels
+        )
+        return too_large or self._tile_size(image) is not None
+
+    def _score_bands(self, image: ImageArray) -> Iterator[tuple[int, int, Scores]]:
+        """Model-resolution scores of ``image`` (after ``max_side``) as ``(y0, y1, band)``.
+
+        Tiled images are processed one tile row at a time: tile scores are blended into an
+        accumulator one tile row tall with a running weighted mean (exact where tiles agree),
+        and the rows no later tile touches are yielded. A yielded band is only valid until the
+        next one is requested.
+        """
+        size = self._model_size(image.shape, self.max_side)
+        model_image = _resized(image, size)
+        tile = self._tile_size(image)
+        if tile is None:
+            yield 0, size[0], self._predict_views([model_image], None)[0]
+            return
+        grid = TileGrid.for_shape(size, tile, self.overlap)
+        band_height = grid.rows[0][1] - grid.rows[0][0]
+        total = np.zeros((band_height, size[1]), dtype=np.float32)
+        acc: Scores | None = None
+        for i, (y0, y1) in enumerate(grid.rows):
+            tiles = [model_image[y0:y1, x0:x1] for x0, x1 in grid.cols]
+            for first in range(0, len(tiles), self.batch_size):
+                chunk = tiles[first : first + self.batch_size]
+                for j, scores in enumerate(self._predict_views(chunk, None), start=first):
+                    x0, x1 = grid.cols[j]
+                    if acc is None:
+                        acc = np.zeros((band_height, size[1], scores.shape[-1]), np.float32)
+                    weight = grid.weights(i, j)
+                    seen = total[:, x0:x1] + weight
+                    share = weight / seen
+                    region = acc[:, x0:x1]
+                    region += share[..., None] * (scores - region)
+                    total[:, x0:x1] = seen
+            assert acc is not None
+            stop = grid.rows[i + 1][0] if i + 1 < len(grid.rows) else y1
+            yield y0, stop, acc[: stop - y0]
+            # Rows from `stop` on are shared with the next tile row: move them to the top.
+            keep = y1 - stop
+            acc[:keep] = acc[stop - y0 :]
+            acc[keep:] = 0.0
+            total[:keep] = total[stop - y0 :]
+            total[keep:] = 0.0
+
+    def _model_scores(self, image: ImageArray) -> Scores:
+        """All of :meth:`_score_bands` in one ``(h, w, C)`` array (at model resolution)."""
+        out: Scores | None = None
+        for y0, y1, band in self._score_bands(image):
+            if out is None:
+                height, width = self._model_size(image.shape, self.max_side)
+                out = np.empty((height, width, band.shape[-1]), np.float32)
+            out[y0:y1] = band
+        assert out is not None
+        return out
+
+    def _segment_banded(
+        self, image: ImageArray, source: Path | None, return_scores: bool
+    ) -> Segmentation:
+        """Segment a tiled or very large image, finalising labels one row band at a time."""
+        height, width = image.shape[:2]
+        labels = np.empty((height, width), np.uint8)
+        conf = np.empty((height, width), np.float32)
+        class_scores = np.empty((height, width, 32), np.float32) if return_scores else None
+
+        def finish(y0: int, y1: int, band: Scores) -> None:
+            layout = self._layout_for(band.shape[-1])
+            # In chunks of rows, so the argmax's temporaries stay small next to the band.
+            step = max(1, _BAND_BYTES // (width * band.shape[-1] * 4))
+            for top in range(0, y1 - y0, step):
+                rows = band[top : top + step]
+                y = y0 + top
+                labels[y : y + len(rows)], conf[y : y + len(rows)] = labels_and_confidence(
+                    rows, layout
+                )
+                if class_scores is not None:
+                    class_scores[y : y + len(rows)] = to_class_scores(rows, layout)
+
+        if self._model_size(image.shape, self.max_side) == (height, width):
+            for y0, y1, band in self._score_bands(image):
+                finish(y0, y1, band)
+        else:
+            # max_side: scores at model resolution are small; resize them back band by band.
+            model = self._model_scores(image)
+            rows = max(1, _BAND_BYTES // (width * model.shape[-1] * 4))
+            for y0 in range(0, height, rows):
+                y1 = min(height, y0 + rows)
+                finish(y0, y1, resize_score_rows(model, (height, width), y0, y1))
+        return self._result(image, labels, conf, class_scores, source)
+
     def _predict(self, batch: NDArray[np.float32]) -> Scores:
         scores = check_scores(self.backend.predict(batch), batch.shape, self.backend.name)
+        # Channels contiguous, as models return them: reductions over the channels then round
+        # identically on a whole image and on its tiles (no-op for contiguous scores).
+        scores = np.ascontiguousarray(scores)
         self._layout_for(scores.shape[-1])  # reject odd channel counts before any postprocessing
         return scores

@@ -18,10 +18,11 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+import attrs
 import numpy as np
 from numpy.typing import NDArray
 
@@ -32,9 +33,13 @@ from camvidseg.exceptions import BackendError, ModelLoadError
 __all__ = [
     "DEFAULT_HANDLE",
     "KAGGLE_HANDLE",
+    "CacheEntry",
     "TFHubBackend",
     "cache_folder",
     "classify_handle",
+    "fetch",
+    "inspect_cache",
+    "load_savedmodel",
     "resolve_cache_dir",
 ]
 
@@ -48,6 +53,7 @@ KAGGLE_HANDLE = "google/hrnet/tensorFlow2/camvid-hrnetv2-w48/1"
 DEFAULT_TIMEOUT = 30.0
 
 HandleKind = Literal["path", "url", "kaggle"]
+CacheState = Literal["absent", "complete", "incomplete", "locked"]
 _KAGGLE_RE = re.compile(r"^[\w.-]+/[\w.-]+/[\w.-]+/[\w.-]+(/\d+)?$")
 
 
@@ -87,6 +93,119 @@ def cache_folder(handle: str, cache_dir: str | os.PathLike[str] | None = None) -
     """
     digest = hashlib.sha1(handle.encode("utf8")).hexdigest()
     return resolve_cache_dir(cache_dir) / digest
+
+
+def _lock_owner(lock_file: Path) -> str:
+    """Who holds a tensorflow_hub lock file (its content is ``<host>.<pid>.<task id>``)."""
+    try:
+        content = lock_file.read_text(errors="replace").strip()
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
+    owner = content.rpartition(".")[0]  # drop the task id
+    host, _, pid_text = owner.rpartition(".")
+    if not pid_text.isdigit():
+        return f"content {content[:80]!r}"
+    pid = int(pid_text)
+    if host != socket.gethostname():
+        return f"process {pid} on host {host}"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return f"process {pid}, which is no longer running: an interrupted download"
+    except PermissionError:
+        pass
+    return f"running process {pid}: a download may be in progress"
+
+
+@attrs.frozen
+class CacheEntry:
+    """What a TF Hub cache holds for one handle (see :func:`inspect_cache`).
+
+    Attributes:
+        handle: The model handle.
+        folder: ``<cache dir>/<sha1 of the handle>``, where tensorflow_hub keeps it.
+        state: ``"complete"`` (a SavedModel is there), ``"absent"``, ``"incomplete"`` (files
+            but no usable SavedModel) or ``"locked"`` (no model, but a download's lock file).
+        detail: What is wrong, for ``"incomplete"`` and ``"locked"``.
+        lock_file: ``<folder>.lock``, if present.
+        leftovers: Temporary ``<folder>.<task>.tmp`` folders of unfinished downloads.
+    """
+
+    handle: str
+    folder: Path
+    state: CacheState
+    detail: str = ""
+    lock_file: Path | None = None
+    leftovers: tuple[Path, ...] = ()
+
+    @property
+    def cached(self) -> bool:
+        """Whether the model loads from here without network."""
+        return self.state == "complete"
+
+    def problem(self) -> str | None:
+        """A one-line error with the fix for an incomplete or locked entry, else ``None``."""
+        again = (
+            f"download again (camvidseg model download {self.handle} "
+            f"--cache-dir {self.folder.parent})"
+        )
+        extra = "".join(f" and {p}" for p in self.leftovers)
+        if self.state == "incomplete":
+            return (
+                f"the TF Hub cache folder {self.folder} for {self.handle!r} is incomplete or "
+                f"corrupt ({self.detail}): delete that folder{extra} and {again}"
+            )
+        if self.state == "locked":
+            return (
+                f"the TF Hub cache folder {self.folder} for {self.handle!r} holds no model but "
+                f"is locked by {self.lock_file} ({self.detail}); tensorflow_hub would wait up to "
+                f"10 minutes for it. If no download is running, delete {self.lock_file}{extra} "
+                f"and {again}"
+            )
+        return None
+
+
+def inspect_cache(handle: str, cache_dir: str | os.PathLike[str] | None = None) -> CacheEntry:
+    """Look at what the TF Hub cache holds for ``handle``, without TensorFlow or network.
+
+    Example:
+        >>> inspect_cache("https://example.com/m/1", tempfile.gettempdir() + "/none").state
+        'absent'
+    """
+    folder = cache_folder(handle, cache_dir)
+    lock = folder.with_name(folder.name + ".lock")
+    lock_file = lock if lock.exists() else None
+    leftovers: tuple[Path, ...] = ()
+    if folder.parent.is_dir():
+        leftovers = tuple(sorted(folder.parent.glob(folder.name + ".*.tmp")))
+    entry = CacheEntry(handle, folder, "absent", lock_file=lock_file, leftovers=leftovers)
+    if folder.is_dir() and any(folder.iterdir()):
+        # tensorflow_hub takes any non-empty folder as a finished download
+        problem = _savedmodel_problem(folder)
+        if problem:
+            return attrs.evolve(entry, state="incomplete", detail=problem)
+        return attrs.evolve(entry, state="complete")
+    if lock_file is not None:
+        return attrs.evolve(entry, state="locked", detail=f"held by {_lock_owner(lock_file)}")
+    return entry
+
+
+def _savedmodel_problem(folder: Path) -> str | None:
+    """Why ``folder`` is not a complete SavedModel (cheap checks on the files), or ``None``."""
+    proto = folder / "saved_model.pb"
+    if not proto.is_file() and not (folder / "saved_model.pbtxt").is_file():
+        if (folder / "tfhub_module.pb").is_file():
+            return "it holds a TF1 Hub module, not a TF2 SavedModel"
+        return "no saved_model.pb"
+    if proto.is_file() and proto.stat().st_size == 0:
+        return "saved_model.pb is empty"
+    variables = folder / "variables"
+    if variables.is_dir() and any(variables.iterdir()):
+        if not (variables / "variables.index").is_file():
+            return "variables/variables.index is missing"
+        if not any(variables.glob("variables.data-*")):
+            return "variables/variables.data-* is missing"
+    return None
 
 
 @contextlib.contextmanager
@@ -188,6 +307,134 @@ def _resolve_kaggle(handle: str) -> str:
         ) from None
 
 
+@contextlib.contextmanager
+def _progress_hook(progress: Callable[[int], None] | None) -> Iterator[None]:
+    """Report the bytes tensorflow_hub writes while unpacking a download to ``progress``.
+
+    tensorflow_hub has no progress callback; its ``DownloadManager._log_progress`` sees every
+    chunk, so it is wrapped for the duration (left alone if a future version lacks it).
+    """
+    manager = None
+    if progress is not None:
+        with contextlib.suppress(ImportError):
+            from tensorflow_hub import resolver
+
+            manager = getattr(resolver, "DownloadManager", None)
+    original = getattr(manager, "_log_progress", None)
+    if manager is None or original is None or progress is None:
+        yield
+        return
+    report = progress
+
+    def log_progress(self: Any, bytes_downloaded: int) -> None:
+        report(int(bytes_downloaded))
+        original(self, bytes_downloaded)
+
+    manager._log_progress = log_progress
+    try:
+        yield
+    finally:
+        manager._log_progress = original
+
+
+def fetch(
+    handle: str = DEFAULT_HANDLE,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Resolve ``handle`` to a local SavedModel folder, downloading it if needed (no loading).
+
+    A URL is downloaded once into the TF Hub cache (``<cache dir>/<sha1 of the handle>``); a
+    Kaggle Models handle goes through ``kagglehub``; a local folder is checked and returned.
+
+    Args:
+        handle: tfhub.dev URL, Kaggle Models handle or local folder.
+        cache_dir: TF Hub cache folder (default ``$TFHUB_CACHE_DIR`` or
+            ``$TMPDIR/tfhub_modules``).
+        timeout: Seconds a network read may stall before the download is abandoned.
+        progress: Called with the number of bytes of each chunk written while downloading.
+
+    Raises:
+        ModelLoadError: for a missing folder, an incomplete or locked cache entry (with the
+            folder to delete) or a failed download (listing what was tried).
+    """
+    handle = str(handle)
+    kind = classify_handle(handle)
+    cache = resolve_cache_dir(cache_dir)
+    if kind == "path":
+        path = Path(handle).expanduser()
+        if not path.is_dir():
+            raise ModelLoadError(
+                f"model folder {path} does not exist (or is not a folder). A model handle is a "
+                f"tfhub.dev URL such as {DEFAULT_HANDLE}, a Kaggle Models handle such as "
+                f"{KAGGLE_HANDLE}, or a folder holding a SavedModel (saved_model.pb)."
+            )
+        if not (path / "saved_model.pb").is_file() and not (path / "saved_model.pbtxt").is_file():
+            raise ModelLoadError(
+                f"{path} holds no saved_model.pb: it is not a SavedModel folder "
+                "(an interrupted download? delete it and download again)"
+            )
+        return path
+    if kind == "kaggle":
+        with _download_settings(cache, timeout):
+            return Path(_resolve_kaggle(handle))
+    entry = inspect_cache(handle, cache)
+    problem = entry.problem()
+    if problem:
+        raise ModelLoadError(problem)
+    if entry.cached:
+        return entry.folder
+    tried = [
+        f"TF Hub cache {entry.folder} ({entry.state})",
+        f"download of {handle} (timeout {timeout:g} s)",
+    ]
+    _, hub = _import_tf()
+    started = time.monotonic()
+    try:
+        with _download_settings(cache, timeout), _progress_hook(progress):
+            resolved = Path(hub.resolve(handle))
+    except Exception as exc:  # urllib, tarfile and TF raise many unrelated types
+        raise ModelLoadError(
+            f"could not load model {handle!r}: {_short(exc)}. Tried: {'; '.join(tried)}. "
+            + _advice(handle, cache)
+        ) from None
+    log.info("downloaded %s to %s in %.1f s", handle, resolved, time.monotonic() - started)
+    return resolved
+
+
+def load_savedmodel(folder: str | os.PathLike[str], handle: str | None = None) -> Any:
+    """``tensorflow_hub.load`` a local SavedModel folder, with a clear error if it is damaged.
+
+    Args:
+        folder: A folder from :func:`fetch`.
+        handle: What the folder was resolved from, for messages (default: the folder).
+
+    Raises:
+        ModelLoadError: naming the folder and suggesting to delete it and download again.
+    """
+    folder = Path(folder)
+    name = str(folder) if handle is None else handle
+    tf, hub = _import_tf()
+    del tf
+    try:
+        # The first TensorFlow op probes devices (CUDA) and writes to fd 2: keep it in the log.
+        with _captured_stderr_fd():
+            return hub.load(str(folder))
+    except Exception as exc:  # TF raises many unrelated types; all mean "not loaded"
+        fix = (
+            f"delete that folder and download again (camvidseg model download {name} "
+            f"--cache-dir {folder.parent})"
+            if classify_handle(name) == "url"
+            else "copy or download a complete SavedModel there again"
+        )
+        raise ModelLoadError(
+            f"could not load model {name!r}: {_short(exc)}. The SavedModel in {folder} looks "
+            f"corrupt or incomplete: {fix}."
+        ) from None
+
+
 class TFHubBackend:
     """The HRNet model loaded with ``tensorflow_hub.load``.
 
@@ -231,48 +478,10 @@ class TFHubBackend:
             ModelLoadError: listing what was tried and how to point at a local copy.
         """
         handle = str(handle)
-        kind = classify_handle(handle)
-        cache = resolve_cache_dir(cache_dir)
-        tried: list[str] = []
-        if kind == "path":
-            path = Path(handle).expanduser()
-            if not path.is_dir():
-                raise ModelLoadError(
-                    f"model folder {path} does not exist (or is not a folder). A model handle is a "
-                    f"tfhub.dev URL such as {DEFAULT_HANDLE}, a Kaggle Models handle such as "
-                    f"{KAGGLE_HANDLE}, or a folder holding a SavedModel (saved_model.pb)."
-                )
-            if (
-                not (path / "saved_model.pb").is_file()
-                and not (path / "saved_model.pbtxt").is_file()
-            ):
-                raise ModelLoadError(
-                    f"{path} holds no saved_model.pb: it is not a SavedModel folder "
-                    "(an interrupted download? delete it and download again)"
-                )
-            target = str(path)
-            tried.append(f"local folder {path}")
-        elif kind == "kaggle":
-            target = _resolve_kaggle(handle)
-            tried.append(f"kagglehub download of {handle} -> {target}")
-        else:
-            target = handle
-            folder = cache_folder(handle, cache)
-            state = "present" if folder.is_dir() and any(folder.iterdir()) else "absent"
-            tried.append(f"TF Hub cache {folder} ({state})")
-            tried.append(f"download of {handle} (timeout {timeout:g} s)")
-        tf, hub = _import_tf()
         started = time.monotonic()
-        try:
-            with _download_settings(cache, timeout):
-                model = hub.load(target)
-        except Exception as exc:  # TF and urllib raise many unrelated types; all mean "not loaded"
-            raise ModelLoadError(
-                f"could not load model {handle!r}: {_short(exc)}. Tried: {'; '.join(tried)}. "
-                + _advice(handle, cache)
-            ) from None
+        folder = fetch(handle, cache_dir=cache_dir, timeout=timeout)
+        model = load_savedmodel(folder, handle)
         log.info("loaded %s in %.1f s", handle, time.monotonic() - started)
-        del tf
         return cls(model, handle, input_multiple=input_multiple)
 
     @property

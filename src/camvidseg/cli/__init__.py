@@ -9,24 +9,55 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from camvidseg._version import __version__
-from camvidseg.cli._common import EXIT_INTERRUPTED, EXIT_USAGE, report_error
+from camvidseg.cli._common import (
+    DEFAULT_MODEL,
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    report_error,
+)
 from camvidseg.exceptions import CamVidSegError
 
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("segment", "evaluate")
+COMMANDS: tuple[str, ...] = ("segment", "evaluate", "model")
 
 _EPILOG = """examples:
   camvidseg segment examples/images -o out/
+  camvidseg model download                      # fetch the model once, for offline use
   camvidseg segment photos/ -o out/ --model /models/camvid-hrnetv2-w48 --outputs labels,panel
   camvidseg evaluate out/labels CamVid/LabeledApproved_full -o report/
   camvidseg segment --help
 """
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: computed only when asked for (it looks at the model cache)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from camvidseg.models import version_report
+
+        try:
+            text = version_report(os.environ.get("CAMVIDSEG_MODEL", DEFAULT_MODEL))
+        except OSError as exc:  # an unreadable cache folder must not hide the version
+            text = f"camvidseg {__version__}\n(model cache unreadable: {exc})"
+        print(text)
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"camvidseg {__version__}")
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="print the versions of camvidseg, TensorFlow and tensorflow_hub, and whether the "
+        "default model is cached",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"camvidseg.cli.{name}")
@@ -74,4 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except CamVidSegError as exc:
         return report_error(exc)
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: stop quietly, as Unix tools do, and keep Python
+        # from complaining again while flushing stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return code

@@ -16,6 +16,8 @@ EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+#: Like a Unix tool killed by SIGPIPE (128 + 13).
+EXIT_BROKEN_PIPE = 141
 
 DEFAULT_MODEL = "https://tfhub.dev/google/HRNet/camvid-hrnetv2-w48/1"
 #: Hidden: a fake model for demos and tests, never chosen implicitly.
