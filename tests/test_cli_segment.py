@@ -229,7 +229,7 @@ def test_hostile_folder_reports_every_bad_file_and_processes_the_rest(
     before = tree_digest(tmp_path / "in")
     out = tmp_path / "out"
     code = main(["segment", str(tmp_path / "in"), "-o", str(out), "--model", "fake:33",
-                 "--max-pixels", "10000", "--batch-size", "2"])  # fmt: skip
+                 "--max-input-pixels", "10000", "--batch-size", "2"])  # fmt: skip
     assert code == 1
     stderr = capsys.readouterr().err
     errors = [line for line in stderr.splitlines() if line.startswith("camvidseg: error: ")]

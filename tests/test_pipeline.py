@@ -243,6 +243,28 @@ def test_every_output_kind_holds_exact_values(tmp_path: Path) -> None:
     assert set(entry.timing) == {"decode", "inference", "encode"}
 
 
+def test_images_the_segmenter_tiles_go_through_segment_not_whole_scores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = write_scene(tmp_path / "in" / "small.png", 8, 12, seed=1)
+    large = write_scene(tmp_path / "in" / "large.png", 40, 60, seed=2)
+    segmenter = fake_segmenter(batch_size=2, max_pixels=1000)  # 40 x 60 is banded, 8 x 12 not
+    whole: list[tuple[int, ...]] = []
+    real = Segmenter.predict_scores
+
+    def spy(self: Segmenter, images: list[NDArray[np.uint8]]) -> list[NDArray[np.float32]]:
+        whole.extend(image.shape for image in images)
+        return real(self, images)
+
+    monkeypatch.setattr(Segmenter, "predict_scores", spy)
+    report = segment_paths(segmenter, [tmp_path / "in"], tmp_path / "out")
+    assert report.summary.ok == 2
+    assert (8, 12, 3) in whole
+    assert (40, 60, 3) not in whole  # its full scores array was never built by the pipeline
+    np.testing.assert_array_equal(load_label_png(tmp_path / "out/labels/small.png"), small)
+    np.testing.assert_array_equal(load_label_png(tmp_path / "out/labels/large.png"), large)
+
+
 def test_eight_bit_confidence_and_camvid11(tmp_path: Path) -> None:
     truth = write_scene(tmp_path / "f.png", seed=6)
     options = RunOptions(outputs=("labels", "confidence"), confidence_bits=8)

@@ -56,7 +56,6 @@ from camvidseg.segmenter import Segmentation, Segmenter
 from camvidseg.visualize import panel
 
 __all__ = [
-    "DEFAULT_MAX_PIXELS",
     "DEFAULT_OUTPUTS",
     "IMAGE_SUFFIXES",
     "MANIFEST_NAME",
@@ -87,9 +86,6 @@ IMAGE_SUFFIXES = frozenset(
 MANIFEST_NAME = "manifest.json"
 #: Version of the manifest layout; bumped when a field changes meaning.
 MANIFEST_FORMAT = 1
-#: Images with more pixels are refused before decoding (the model's scores alone take
-#: ``4 * C`` bytes per pixel).
-DEFAULT_MAX_PIXELS = 40_000_000
 LOCK_NAME = ".camvidseg.lock"
 #: Stop, as a model error, when the model fails on this many images before any success.
 MAX_INITIAL_MODEL_FAILURES = 3
@@ -147,8 +143,9 @@ class RunOptions:
             ``round(p * 255)``).
         legend: Draw the legend on panels.
         overwrite: Redo inputs whose outputs already exist and are valid.
-        max_pixels: Refuse larger images before decoding them (``None``: only Pillow's
-            decompression-bomb limit).
+        max_input_pixels: Refuse images with more pixels before decoding them (``None``: only
+            Pillow's decompression-bomb limit, ``PIL.Image.MAX_IMAGE_PIXELS``). Images the model
+            cannot take whole are tiled by the :class:`~camvidseg.segmenter.Segmenter`.
         workers: Threads for decoding, and as many again for encoding.
         prefetch: Images decoded ahead of the model (default: batch size + 2 x workers).
         checkpoint_seconds: How often the manifest is rewritten during a run (it is always
@@ -173,9 +170,7 @@ color, overlay, panel, confidence (got ('mask',))
     confidence_bits: int = attrs.field(default=16, validator=_one_of(8, 16))
     legend: bool = True
     overwrite: bool = False
-    max_pixels: int | None = attrs.field(
-        default=DEFAULT_MAX_PIXELS, validator=_in_range(1, float("inf"))
-    )
+    max_input_pixels: int | None = attrs.field(default=None, validator=_in_range(1, float("inf")))
     workers: int = attrs.field(default=4, validator=_in_range(1, 256))
     prefetch: int | None = attrs.field(default=None, validator=_in_range(1, 100_000))
     checkpoint_seconds: float = attrs.field(default=10.0, validator=_in_range(0.0, float("inf")))
@@ -1017,7 +1012,7 @@ class _Run:
             "confidence_bits": options.confidence_bits,
             "legend": options.legend,
             "overwrite": options.overwrite,
-            "max_pixels": options.max_pixels,
+            "max_input_pixels": options.max_input_pixels,
             "workers": options.workers,
         }
 
@@ -1131,7 +1126,7 @@ class _Run:
                 )
                 return prepared
             prepared.kinds = kinds
-            prepared.loaded = open_image(file.path, max_pixels=self.options.max_pixels)
+            prepared.loaded = open_image(file.path, max_pixels=self.options.max_input_pixels)
         except Exception as exc:
             prepared.entry = ManifestEntry(
                 input=str(file.path),
@@ -1170,12 +1165,25 @@ class _Run:
             notes=(_ALREADY_PRESENT, *notes),
         )
 
+    def _run_model(
+        self, arrays: list[ImageArray]
+    ) -> list[tuple[Scores | None, Segmentation | None]]:
+        """Scores per image, to post-process in the writers; or, for images the segmenter
+        finalises in row bands (tiled, very large), the finished segmentation."""
+        banded = [self.segmenter.needs_bands(array) for array in arrays]
+        whole = [array for array, bands in zip(arrays, banded, strict=True) if not bands]
+        scores = iter(self.segmenter.predict_scores(whole) if whole else [])
+        return [
+            (None, self.segmenter.segment(array)) if bands else (next(scores), None)
+            for array, bands in zip(arrays, banded, strict=True)
+        ]
+
     def infer(self, batch: list[_Prepared], encode_pool: ThreadPoolExecutor) -> None:
         """Model stage (calling thread); failing batches are retried image by image."""
         arrays = [p.loaded.array for p in batch if p.loaded is not None]
         started = time.perf_counter()
         try:
-            scores = self.segmenter.predict_scores(arrays)
+            results = self._run_model(arrays)
         except Exception as exc:
             if len(batch) > 1:
                 log.info("a batch of %d failed (%s); retrying image by image", len(batch), exc)
@@ -1202,23 +1210,31 @@ class _Run:
             return
         self.model_calls_ok += 1
         share = (time.perf_counter() - started) / len(batch)
-        for prepared, image_scores in zip(batch, scores, strict=True):
+        for prepared, (scores, segmentation) in zip(batch, results, strict=True):
             prepared.timing["inference"] = share
             self.encode_slots.acquire()
-            future = encode_pool.submit(self.encode, prepared, image_scores)
+            future = encode_pool.submit(self.encode, prepared, scores, segmentation)
             future.add_done_callback(self._release_slot)
 
     def _release_slot(self, future: Future[None]) -> None:
         self.encode_slots.release()
 
-    def encode(self, prepared: _Prepared, scores: Scores) -> None:
-        """Encode stage (worker thread): post-process and write every output kind."""
+    def encode(
+        self, prepared: _Prepared, scores: Scores | None, segmentation: Segmentation | None
+    ) -> None:
+        """Encode stage (worker thread): post-process the scores (unless the model stage gave
+        a finished segmentation) and write every output kind."""
         started = time.perf_counter()
         file = prepared.file
         loaded = prepared.loaded
         assert loaded is not None  # only decoded images reach the model
         try:
-            seg = self.segmenter.from_scores(loaded.array, scores, source=file.path)
+            if segmentation is not None:
+                seg = segmentation
+            elif scores is not None:
+                seg = self.segmenter.from_scores(loaded.array, scores, source=file.path)
+            else:  # pragma: no cover - the model stage always gives one of them
+                raise BackendError(f"{file.path}: the model stage returned nothing")
             outputs: dict[str, str] = {}
             for kind in self.options.outputs:
                 if kind in prepared.kinds:

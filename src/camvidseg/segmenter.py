@@ -377,6 +377,23 @@ class Segmenter:
                 results[i] = resize_scores(self._model_scores(image), image.shape[:2])
         return [r for r in results if r is not None]
 
+    def needs_bands(self, image: ImageArray) -> bool:
+        """Whether :meth:`segment` finalises ``image`` in row bands (it is tiled, or has more
+        than ``max_pixels`` pixels) rather than from one ``(H, W, C)`` scores array.
+
+        :meth:`predict_scores` followed by :meth:`from_scores` would hold that whole array; a
+        pipeline sends such images through :meth:`segment` instead.
+
+        Example:
+            >>> from camvidseg.testing import NearestColorBackend
+            >>> segmenter = Segmenter(NearestColorBackend(), max_pixels=100)
+            >>> segmenter.needs_bands(np.zeros((8, 8, 3), np.uint8))
+            False
+            >>> segmenter.needs_bands(np.zeros((8, 16, 3), np.uint8))
+            True
+        """
+        return self._banded(image)
+
     def from_scores(
         self,
         image: ImageArray,

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 # Duplicated from camvidseg.pipeline so that `--help` imports nothing heavy.
 _OUTPUT_KINDS = ("labels", "color", "overlay", "panel", "confidence")
 _DEFAULT_OUTPUTS = "labels,color,overlay"
-_DEFAULT_MAX_PIXELS = 40_000_000
 
 _DESCRIPTION = """\
 Segment images (files, and folders walked recursively) and write, for each input
@@ -148,12 +147,13 @@ def register(subparsers: Any) -> None:
         help="redo inputs whose outputs already exist (default: skip them, i.e. resume)",
     )
     group.add_argument(
-        "--max-pixels",
+        "--max-input-pixels",
         type=non_negative_int,
-        default=_DEFAULT_MAX_PIXELS,
+        default=0,
         metavar="N",
-        help="refuse images with more pixels than this before decoding them, 0 for no "
-        f"limit besides Pillow's decompression-bomb guard (default: {_DEFAULT_MAX_PIXELS})",
+        help="refuse images with more pixels than this before decoding them (default: 0, "
+        "only Pillow's decompression-bomb limit of about 89 megapixels); large images are "
+        "segmented in tiles",
     )
     group.add_argument(
         "--workers",
@@ -279,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
         confidence_bits=args.confidence_bits,
         legend=not args.no_legend,
         overwrite=args.overwrite,
-        max_pixels=args.max_pixels or None,
+        max_input_pixels=args.max_input_pixels or None,
         workers=args.workers,
     )
     plan = discover_inputs(args.inputs, args.output, globs=args.glob or ())
