@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import camvidseg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,3 +42,23 @@ def test_errors_subclass_builtins() -> None:
     assert issubclass(camvidseg.BackendError, RuntimeError)
     for name in ("ModelLoadError", "InvalidImageError", "BackendError", "PaletteError"):
         assert issubclass(getattr(camvidseg, name), camvidseg.CamVidSegError)
+
+
+def test_import_and_help_stay_light() -> None:
+    out = _run(
+        "import sys, camvidseg, camvidseg.cli; camvidseg.cli.build_parser();"
+        "print(sorted(m for m in ('numpy', 'attrs', 'PIL', 'tqdm') if m in sys.modules))"
+    )
+    assert out == "[]"
+
+
+def test_lazy_public_names_are_the_real_objects() -> None:
+    out = _run(
+        "import camvidseg, sys; from camvidseg import Segmenter, Segmentation, CamVidPalette;"
+        "from camvidseg.segmenter import Segmenter as S; import camvidseg.palette as p;"
+        "print(Segmenter is S, CamVidPalette is p.CamVidPalette, 'Segmenter' in dir(camvidseg),"
+        " camvidseg.UNLABELLED)"
+    )
+    assert out == "True True True 255"
+    with pytest.raises(AttributeError, match="NoSuchName"):
+        camvidseg.NoSuchName  # noqa: B018

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from camvidseg._types import UNLABELLED, ColorTable, ImageArray, LabelMap
 from camvidseg.exceptions import PaletteError, UnknownColorError
+from camvidseg.postprocess import ColorLookup
 
 __all__ = [
     "CAMVID11_CLASSES",
@@ -25,6 +26,7 @@ __all__ = [
     "available_groupings",
     "get_grouping",
     "register_grouping",
+    "rgb_keys",
 ]
 
 #: CamVid-32 classes as ``(name, (r, g, b))`` in id order (alphabetical, as ``label_colors.txt``).
@@ -96,13 +98,36 @@ MERGE_32_TO_11: Mapping[str, tuple[str, ...]] = {
 }
 
 
-def _pack_rgb(rgb: NDArray[np.uint8]) -> NDArray[np.uint32]:
-    """Pack ``(..., 3)`` uint8 colours into ``(...)`` uint32 ``0x00RRGGBB`` keys."""
-    rgb32 = rgb.astype(np.uint32)
-    packed: NDArray[np.uint32] = (
-        (rgb32[..., 0] << np.uint32(16)) | (rgb32[..., 1] << np.uint32(8)) | rgb32[..., 2]
-    )
-    return packed
+#: Number of distinct 24-bit colours, the size of the decoding table.
+_NUM_RGB = 1 << 24
+#: Decoding-table entry of a colour that is not in the palette (never a class id: at most
+#: ``UNLABELLED`` = 255 classes, so ids end at 254).
+_MISSING = 255
+
+
+def rgb_keys(rgb: NDArray[np.uint8]) -> NDArray[np.uint32]:
+    """Pack ``(..., 3)`` uint8 colours into flat uint32 keys ``r | g << 8 | b << 16``.
+
+    The pixels' bytes are copied once into a buffer one byte longer than the image; a
+    little-endian uint32 view of that buffer with a 3-byte stride then reads every pixel's three
+    bytes (and the next pixel's first byte, masked off) in a single pass, instead of three
+    conversions, two shifts and two ors.
+
+    Returns:
+        ``(n,)`` uint32, one key per pixel in C order.
+
+    Example:
+        >>> hex(int(rgb_keys(np.array([[1, 2, 3]], np.uint8))[0]))
+        '0x30201'
+    """
+    flat = rgb.reshape(-1)
+    n = flat.size // 3
+    buffer = np.zeros(flat.size + 1, dtype=np.uint8)
+    buffer[:-1] = flat
+    # numpy checks that the view stays inside the buffer: (n - 1) * 3 + 4 <= 3 * n + 1.
+    words = np.ndarray((n,), dtype="<u4", buffer=buffer, strides=(3,))
+    keys: NDArray[np.uint32] = np.bitwise_and(words, np.uint32(0xFFFFFF), dtype=np.uint32)
+    return keys
 
 
 def _check_colors(
@@ -150,6 +175,10 @@ class CamVidPalette:
     void_id: int | None = None
     _lut: NDArray[np.uint8] = attrs.field(init=False, repr=False)
     _index: Mapping[str, int] = attrs.field(init=False, repr=False)
+    _lookup: ColorLookup = attrs.field(init=False, repr=False)
+    # 2**24-entry colour -> id table (16 MB), built by the first decode() and kept with the
+    # palette it belongs to.
+    _decode_lut: NDArray[np.uint8] | None = attrs.field(init=False, repr=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         if len(self.names) != len(self.colors):
@@ -166,6 +195,7 @@ class CamVidPalette:
         lut[: len(self.colors)] = self.colors
         lut.setflags(write=False)
         object.__setattr__(self, "_lut", lut)
+        object.__setattr__(self, "_lookup", ColorLookup(self.colors))
         object.__setattr__(self, "_index", {n.lower(): i for i, n in enumerate(self.names)})
 
     @classmethod
@@ -265,9 +295,7 @@ class CamVidPalette:
         Returns:
             ``(H, W, 3)`` uint8 RGB image.
         """
-        from camvidseg.postprocess import colorize
-
-        return colorize(labels, self._lut)
+        return self._lookup.colorize(labels)
 
     def decode(
         self, rgb: ImageArray, unknown: Literal["error", "void", "unlabelled"] = "error"
@@ -294,32 +322,40 @@ class CamVidPalette:
             raise UnknownColorError(
                 f"an RGB label image must be HxWx3 uint8 (got shape {rgb.shape}, dtype {rgb.dtype})"
             )
-        packed = _pack_rgb(rgb)
-        keys = _pack_rgb(self.colors)
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        pos = np.searchsorted(sorted_keys, packed)
-        np.minimum(pos, len(sorted_keys) - 1, out=pos)
-        found = sorted_keys[pos] == packed
-        labels = order[pos].astype(np.uint8)
-        if not found.all():
+        if unknown not in ("error", "void", "unlabelled"):
+            raise PaletteError(f"unknown must be 'error', 'void' or 'unlabelled' (got {unknown!r})")
+        if unknown == "void" and self.void_id is None:
+            raise PaletteError(f"palette {self.name} has no Void class")
+        keys = rgb_keys(rgb)
+        labels = np.take(self.decode_table(), keys, mode="clip").reshape(rgb.shape[:2])
+        missing = labels == _MISSING
+        if missing.any():
             if unknown == "error":
-                bad = np.unique(packed[~found])[:5]
-                shown = ", ".join(f"({k >> 16 & 255}, {k >> 8 & 255}, {k & 255})" for k in bad)
+                bad = np.unique(keys[missing.reshape(-1)])[:5]
+                shown = ", ".join(f"({k & 255}, {k >> 8 & 255}, {k >> 16 & 255})" for k in bad)
                 raise UnknownColorError(
-                    f"{int((~found).sum())} pixels have colours not in {self.name}: {shown}"
+                    f"{int(missing.sum())} pixels have colours not in {self.name}: {shown}"
                 )
-            if unknown == "void":
-                if self.void_id is None:
-                    raise PaletteError(f"palette {self.name} has no Void class")
-                labels[~found] = self.void_id
-            elif unknown == "unlabelled":
-                labels[~found] = UNLABELLED
-            else:
-                raise PaletteError(
-                    f"unknown must be 'error', 'void' or 'unlabelled' (got {unknown!r})"
-                )
+            replacement = UNLABELLED if self.void_id is None or unknown != "void" else self.void_id
+            labels[missing] = replacement
         return labels
+
+    def decode_table(self) -> NDArray[np.uint8]:
+        """The ``2**24``-entry uint8 table from :func:`rgb_keys` keys to ids (255: not a colour).
+
+        Built on first use (16 MB) and kept by this palette, so decoding a label image is one
+        gather. When two classes share a colour, the lower id wins.
+        """
+        if self._decode_lut is None:
+            table = np.full(_NUM_RGB, _MISSING, dtype=np.uint8)
+            keys = rgb_keys(self.colors).tolist()
+            # Reversed, so the first id of a repeated colour is written last and wins.
+            for class_id in reversed(range(len(keys))):
+                table[keys[class_id]] = class_id
+            table.setflags(write=False)
+            object.__setattr__(self, "_decode_lut", table)
+            return table
+        return self._decode_lut
 
     def to_pil_palette(self) -> list[int]:
         """Flat 768-entry ``[r, g, b, ...]`` list for ``PIL.Image.putpalette``."""

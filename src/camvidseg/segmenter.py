@@ -21,7 +21,7 @@ from camvidseg._types import (
     LabelMap,
     Scores,
 )
-from camvidseg.backends.base import Backend, check_scores
+from camvidseg.backends.base import Backend, LabelBackend, check_scores
 from camvidseg.exceptions import ConfigError, InvalidImageError
 from camvidseg.imageio import read_label_png, save_label_png, to_rgb_array
 from camvidseg.palette import CamVidPalette, get_grouping
@@ -258,6 +258,10 @@ class Segmenter:
             ``None`` never tiles automatically.
         tta: Test-time augmentation: class probabilities are averaged over horizontal flips
             and scales (see :class:`~camvidseg.tta.TTAConfig`) before the argmax.
+        fused_labels: Let a :class:`~camvidseg.backends.LabelBackend` compute labels and
+            confidence itself (e.g. inside the TF graph) when no scores are needed (no
+            ``return_scores``, no ``max_side`` resize, no TTA, no tiling); the results are
+            the same.
 
     Example:
         >>> from camvidseg.testing import NearestColorBackend
@@ -282,6 +286,7 @@ class Segmenter:
         default=DEFAULT_MAX_PIXELS, kw_only=True, validator=_positive
     )
     tta: TTAConfig | None = attrs.field(default=None, kw_only=True)
+    fused_labels: bool = attrs.field(default=True, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         if self.palette.name not in ("camvid32", "camvid11"):
@@ -435,6 +440,24 @@ class Segmenter:
     ) -> Iterator[Segmentation]:
         arrays = [array for array, _ in chunk]
         banded = [self._banded(array) for array in arrays]
+        fused = (
+            self.backend if self.fused_labels and isinstance(self.backend, LabelBackend) else None
+        )
+        # The layout is learnt from the first scores, so the first chunk takes the score path.
+        # Anything that needs scores (TTA averaging, tile blending, resizing back) takes it too.
+        if (
+            fused is not None
+            and self.layout is not None
+            and not return_scores
+            and not self.max_side
+            and self.tta is None
+            and not any(banded)
+        ):
+            # The backend computes labels and confidence where the scores are (5 bytes/pixel).
+            pairs = self._predict_labels(fused, self.layout, arrays)
+            for (array, source), (labels, conf) in zip(chunk, pairs, strict=True):
+                yield self._result(array, labels, conf, None, source)
+            return
         scores = iter(
             self.predict_scores([a for a, b in zip(arrays, banded, strict=True) if not b])
         )
@@ -443,6 +466,26 @@ class Segmenter:
                 yield self._segment_banded(array, source, return_scores)
             else:
                 yield self._finish(array, next(scores), source, return_scores)
+
+    def _predict_labels(
+        self, backend: LabelBackend, layout: ChannelLayout, images: Sequence[ImageArray]
+    ) -> list[tuple[LabelMap, ConfidenceMap]]:
+        """Like :meth:`predict_scores`, but the backend returns labels and confidence."""
+        prepared = [self._model_input(image) for image in images]
+        results: list[tuple[LabelMap, ConfidenceMap] | None] = [None] * len(images)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, (array, _) in enumerate(prepared):
+            by_shape.setdefault(array.shape, []).append(index)
+        for indices in by_shape.values():
+            batch = np.stack([prepared[i][0] for i in indices])
+            labels, conf = backend.predict_labels(batch, layout)
+            for k, i in enumerate(indices):
+                height, width = prepared[i][1]
+                results[i] = (
+                    np.ascontiguousarray(labels[k, :height, :width]),
+                    np.ascontiguousarray(conf[k, :height, :width]),
+                )
+        return [r for r in results if r is not None]
 
     def _finish(
         self, image: ImageArray, scores: Scores, source: Path | None, return_scores: bool

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from camvidseg.backends.base import Backend, FeatureBackend, check_batch, check_scores
+from camvidseg.backends.base import (
+    Backend,
+    FeatureBackend,
+    LabelBackend,
+    check_batch,
+    check_scores,
+)
 from camvidseg.backends.fake import NearestColorBackend
 
 if TYPE_CHECKING:
@@ -13,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Backend",
     "FeatureBackend",
+    "LabelBackend",
     "NearestColorBackend",
     "TFHubBackend",
     "check_batch",

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
-from camvidseg._types import Scores
+from camvidseg._types import ConfidenceMap, LabelMap, Scores
 from camvidseg.exceptions import BackendError
 
-__all__ = ["Backend", "FeatureBackend", "check_batch", "check_scores"]
+if TYPE_CHECKING:
+    from camvidseg.postprocess import ChannelLayout
+
+__all__ = ["Backend", "FeatureBackend", "LabelBackend", "check_batch", "check_scores"]
 
 
 @runtime_checkable
@@ -44,6 +47,26 @@ class FeatureBackend(Backend, Protocol):
 
     def get_features(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
         """Features ``[B, H', W', F]`` for ``batch`` ``[B, H, W, 3]``."""
+        ...
+
+
+@runtime_checkable
+class LabelBackend(Backend, Protocol):
+    """A backend that can also return labels and confidence directly (optional capability).
+
+    For callers that need no per-class scores, this lets a backend compute the argmax and the
+    renormalised maximum where the scores are (e.g. inside the TF graph), so 5 bytes per pixel
+    come back instead of ``4 * C``. The result must equal
+    :func:`camvidseg.postprocess.labels_and_confidence` applied to :meth:`predict`'s scores:
+    labels exactly (first maximum in channel order wins), confidence within
+    :data:`camvidseg.postprocess.CONFIDENCE_RTOL`.
+    """
+
+    def predict_labels(
+        self, batch: NDArray[np.float32], layout: ChannelLayout
+    ) -> tuple[LabelMap, ConfidenceMap]:
+        """uint8 CamVid-32 labels and float32 confidence ``[B, H, W]`` for ``batch``
+        ``[B, H, W, 3]``, with ``layout`` the channel layout of :meth:`predict`'s scores."""
         ...
 
 

@@ -13,9 +13,10 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from camvidseg._types import Scores
+from camvidseg._types import ConfidenceMap, LabelMap, Scores
 from camvidseg.backends.base import check_batch
 from camvidseg.palette import CamVidPalette
+from camvidseg.postprocess import ChannelLayout, labels_and_confidence
 
 __all__ = ["NearestColorBackend", "nearest_color_logits"]
 
@@ -105,6 +106,13 @@ class NearestColorBackend:
         if self.latency:
             time.sleep(self.latency)
         return _softmax(self.logits(batch))
+
+    def predict_labels(
+        self, batch: NDArray[np.float32], layout: ChannelLayout
+    ) -> tuple[LabelMap, ConfidenceMap]:
+        """Labels and confidence ``[B, H, W]`` (the :class:`~camvidseg.backends.LabelBackend`
+        capability): :func:`~camvidseg.postprocess.labels_and_confidence` of :meth:`predict`."""
+        return labels_and_confidence(self.predict(batch), layout)
 
     def get_features(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
         """``[B, ceil(H/4), ceil(W/4), feature_dim]``: 4x4 mean-pooled RGB, fixed projection."""

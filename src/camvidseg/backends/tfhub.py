@@ -20,15 +20,18 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from camvidseg._types import Scores
+from camvidseg._types import ConfidenceMap, LabelMap, Scores
 from camvidseg.backends.base import check_batch
 from camvidseg.exceptions import BackendError, ModelLoadError
+
+if TYPE_CHECKING:
+    from camvidseg.postprocess import ChannelLayout
 
 __all__ = [
     "DEFAULT_HANDLE",
@@ -39,6 +42,7 @@ __all__ = [
     "classify_handle",
     "fetch",
     "inspect_cache",
+    "labels_and_confidence_op",
     "load_savedmodel",
     "resolve_cache_dir",
 ]
@@ -307,6 +311,143 @@ def _resolve_kaggle(handle: str) -> str:
         ) from None
 
 
+def labels_and_confidence_op(layout: ChannelLayout, *, jit_compile: bool = True) -> Any:
+    """A ``tf.function`` from scores ``[..., C]`` to ``(labels, confidence)``, computed in TF.
+
+    The same computation as :func:`camvidseg.postprocess.labels_and_confidence`: drop channel 0
+    if the layout says so, argmax (first maximum on ties), map channels to CamVid-32 ids, and
+    the winning probability divided by the sum of the kept channels (0 where that sum is 0),
+    clipped to ``[0, 1]``. Only 5 bytes per pixel (uint8 label, float32 confidence) come out.
+
+    With ``jit_compile``, XLA computes the maximum, its first index and the sum in *one* pass
+    over the scores (a variadic reduction over ``(key, score)`` pairs, see :func:`_one_pass`),
+    where ``argmax``, ``max`` and ``sum`` would take three. Without XLA (or without the tf2xla
+    ops) it uses those three plain TF ops.
+
+    Args:
+        layout: The model's channel layout.
+        jit_compile: Compile with XLA.
+
+    Returns:
+        A callable taking a float32 tensor ``[..., C]`` and returning uint8 and float32 tensors
+        ``[...]``.
+    """
+    tf, _ = _import_tf()
+    first = int(layout.drop_first)
+    ids = tf.constant(layout.channel_ids, dtype=tf.uint8)
+    variadic_reduce = _variadic_reduce() if jit_compile else None
+
+    def labels_and_confidence(scores: Any) -> tuple[Any, Any]:
+        kept = scores[..., first:]
+        if variadic_reduce is not None:
+            index, best, total = _one_pass(tf, variadic_reduce, kept)
+        else:
+            index = tf.argmax(kept, axis=-1, output_type=tf.int32)
+            best = tf.reduce_max(kept, axis=-1)
+            total = tf.reduce_sum(kept, axis=-1)
+        positive = total > 0
+        conf = tf.where(positive, best / tf.where(positive, total, tf.ones_like(total)), 0.0)
+        return tf.gather(ids, index), tf.clip_by_value(conf, 0.0, 1.0)
+
+    return tf.function(labels_and_confidence, jit_compile=jit_compile, reduce_retracing=True)
+
+
+#: Index slots packed below a score's bits in :func:`_one_pass` keys (channels <= 64).
+_INDEX_SLOTS = 64
+
+
+def _variadic_reduce() -> Any:
+    try:
+        from tensorflow.compiler.tf2xla.python import xla
+    except ImportError:  # the tf2xla Python ops are not in every TF build
+        return None
+    return getattr(xla, "variadic_reduce", None)
+
+
+def _one_pass(tf: Any, variadic_reduce: Any, kept: Any) -> tuple[Any, Any, Any]:
+    """``(argmax, max, sum)`` over the last axis in one XLA reduction.
+
+    Each score becomes an int64 key ``order(score) * 64 + (63 - channel)``, where ``order`` maps
+    float32 to int32 monotonically (its bits, magnitude-flipped for negatives; -0.0 is made
+    +0.0 first, as numpy compares them equal). The largest key holds the maximum score and,
+    among equal scores, the *smallest* channel: numpy's tie rule. The same reduction sums the
+    scores alongside.
+    """
+    channels = int(kept.shape[-1])
+    if channels > _INDEX_SLOTS:
+        raise BackendError(f"at most {_INDEX_SLOTS} channels fit the fused op (got {channels})")
+    spec_key, spec_sum = tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.float32)
+
+    @tf.function(input_signature=[spec_key, spec_sum, spec_key, spec_sum])  # type: ignore[untyped-decorator]
+    def keep_max_add_sum(key_a: Any, sum_a: Any, key_b: Any, sum_b: Any) -> tuple[Any, Any]:
+        return tf.maximum(key_a, key_b), sum_a + sum_b
+
+    def order(bits: Any) -> Any:  # an involution: also maps order back to bits
+        return tf.where(bits < 0, tf.bitwise.bitwise_xor(bits, 0x7FFFFFFF), bits)
+
+    no_negative_zero = tf.where(kept == 0.0, tf.zeros_like(kept), kept)
+    ranks = tf.cast(order(tf.bitcast(no_negative_zero, tf.int32)), tf.int64)
+    slots = (_INDEX_SLOTS - 1) - tf.range(channels, dtype=tf.int64)
+    keys = ranks * _INDEX_SLOTS + slots
+    best_key, total = variadic_reduce(
+        (keys, kept),
+        (tf.constant(np.iinfo(np.int64).min), tf.constant(0.0, tf.float32)),
+        [kept.shape.rank - 1],
+        keep_max_add_sum.get_concrete_function(),
+    )
+    index = (_INDEX_SLOTS - 1) - tf.cast(tf.math.floormod(best_key, _INDEX_SLOTS), tf.int32)
+    best_bits = order(tf.cast(tf.math.floordiv(best_key, _INDEX_SLOTS), tf.int32))
+    return index, tf.bitcast(best_bits, tf.float32), total
+
+
+class _FusedLabels:
+    """``predict`` followed by :func:`labels_and_confidence_op` in one TF graph.
+
+    Tries the XLA-compiled op first; if that call fails but the uncompiled one then succeeds
+    (no XLA for this device or op), keeps the uncompiled one from then on.
+    """
+
+    def __init__(self, predict: Callable[[Any], Any], layout: ChannelLayout, jit: bool) -> None:
+        tf, _ = _import_tf()
+        self.layout = layout
+        self.jit = jit
+        channels = layout.num_channels
+        spec = tf.TensorSpec([None, None, None, 3], tf.float32)
+
+        def build(op: Any) -> Any:
+            def fused(images: Any) -> tuple[Any, Any]:
+                scores = predict(images)
+                check = tf.debugging.assert_equal(
+                    tf.shape(scores)[-1],
+                    channels,
+                    message=f"model returned a channel count other than layout "
+                    f"{layout.name!r} ({channels} channels)",
+                )
+                with tf.control_dependencies([check]):
+                    scores = tf.identity(scores)
+                result: tuple[Any, Any] = op(scores)
+                return result
+
+            return tf.function(fused, input_signature=[spec])
+
+        self._plain = build(labels_and_confidence_op(layout, jit_compile=False))
+        self._compiled = build(labels_and_confidence_op(layout)) if jit else None
+
+    def __call__(self, images: Any) -> tuple[Any, Any]:
+        if self._compiled is not None:
+            try:
+                result: tuple[Any, Any] = self._compiled(images)
+                return result
+            except Exception as exc:  # XLA reports missing support as several error types
+                plain: tuple[Any, Any] = self._plain(images)
+                log.debug("XLA-compiled labels failed (%s); using the uncompiled op", _short(exc))
+                self._compiled = None
+                self.jit = False
+                return plain
+        plain_result: tuple[Any, Any] = self._plain(images)
+        return plain_result
+
+
 @contextlib.contextmanager
 def _progress_hook(progress: Callable[[int], None] | None) -> Iterator[None]:
     """Report the bytes tensorflow_hub writes while unpacking a download to ``progress``.
@@ -444,9 +585,13 @@ class TFHubBackend:
         model: Object with ``predict`` (and optionally ``get_features``) TF functions.
         handle: What it was loaded from (for messages).
         input_multiple: Batch H and W are padded to a multiple of this by the Segmenter.
+        jit_compile: Compile the in-graph labels and confidence of :meth:`predict_labels` with
+            XLA (falls back to the uncompiled op where XLA is not available).
     """
 
-    def __init__(self, model: Any, handle: str, *, input_multiple: int = 1) -> None:
+    def __init__(
+        self, model: Any, handle: str, *, input_multiple: int = 1, jit_compile: bool = True
+    ) -> None:
         if not callable(getattr(model, "predict", None)):
             raise ModelLoadError(
                 f"{handle}: the SavedModel has no `predict` function; this is not the HRNet "
@@ -455,6 +600,8 @@ class TFHubBackend:
         self._model = model
         self._handle = handle
         self._input_multiple = input_multiple
+        self._jit_compile = jit_compile
+        self._fused: dict[tuple[str, int], _FusedLabels] = {}
 
     @classmethod
     def load(
@@ -464,6 +611,7 @@ class TFHubBackend:
         cache_dir: str | os.PathLike[str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         input_multiple: int = 1,
+        jit_compile: bool = True,
     ) -> TFHubBackend:
         """Load the model from a URL, a Kaggle Models handle or a local SavedModel folder.
 
@@ -473,6 +621,7 @@ class TFHubBackend:
                 ``$TMPDIR/tfhub_modules``). A cached handle loads without network.
             timeout: Seconds a network read may stall before giving up.
             input_multiple: See the class docstring.
+            jit_compile: See the class docstring.
 
         Raises:
             ModelLoadError: listing what was tried and how to point at a local copy.
@@ -482,7 +631,7 @@ class TFHubBackend:
         folder = fetch(handle, cache_dir=cache_dir, timeout=timeout)
         model = load_savedmodel(folder, handle)
         log.info("loaded %s in %.1f s", handle, time.monotonic() - started)
-        return cls(model, handle, input_multiple=input_multiple)
+        return cls(model, handle, input_multiple=input_multiple, jit_compile=jit_compile)
 
     @property
     def name(self) -> str:
@@ -500,6 +649,49 @@ class TFHubBackend:
     def predict(self, batch: NDArray[np.float32]) -> Scores:
         check_batch(batch)
         return self._call("predict", batch)
+
+    def predict_labels(
+        self, batch: NDArray[np.float32], layout: ChannelLayout
+    ) -> tuple[LabelMap, ConfidenceMap]:
+        """Labels and confidence ``[B, H, W]`` computed inside the TF graph.
+
+        Equal to :func:`camvidseg.postprocess.labels_and_confidence` on :meth:`predict`'s
+        scores: labels exactly, confidence within
+        :data:`~camvidseg.postprocess.CONFIDENCE_RTOL`. The ``[B, H, W, C]`` float32 scores
+        never leave TensorFlow: 5 bytes per pixel are copied out instead of ``4 * C``.
+
+        Args:
+            batch: float32 ``[B, H, W, 3]`` in ``[0, 1]``.
+            layout: The model's channel layout (from a first :meth:`predict`).
+
+        Returns:
+            uint8 CamVid-32 ids and float32 confidence, both ``[B, H, W]``.
+
+        Raises:
+            BackendError: if the model fails or returns another channel count than ``layout``.
+        """
+        check_batch(batch)
+        tf, _ = _import_tf()
+        key = (layout.name, layout.num_channels)
+        fused = self._fused.get(key)
+        if fused is None:
+            fused = self._fused[key] = _FusedLabels(self._model.predict, layout, self._jit_compile)
+        try:
+            labels, conf = fused(tf.constant(batch))
+        except Exception as exc:  # TF raises InvalidArgumentError & co for bad inputs
+            raise BackendError(
+                f"{self._handle}: predict_labels failed on a batch of shape {batch.shape}: "
+                f"{_short(exc)}"
+            ) from None
+        labels_array: LabelMap = np.asarray(labels.numpy(), dtype=np.uint8)
+        conf_array: ConfidenceMap = np.asarray(conf.numpy(), dtype=np.float32)
+        return labels_array, conf_array
+
+    @property
+    def jit_compiled(self) -> bool:
+        """Whether :meth:`predict_labels` runs XLA-compiled (False until first used, and after
+        a fallback)."""
+        return any(f.jit for f in self._fused.values())
 
     def get_features(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
         check_batch(batch)
