@@ -1,54 +1,66 @@
 """Overhead and memory of the batch pipeline (``camvidseg segment``), measured in one run.
 
     python benchmarks/pipeline.py [--images 64] [--size 240x320] [--latency 0.05] [--repeats 3]
+    python -m benchmarks.pipeline            # the same, from the repository root
 
 - Overhead: a fake model with a fixed latency per image (it sleeps, like a GPU call that releases
-  the GIL, and returns scores computed once) segments a folder of PNG files through
+  the GIL, and returns results computed once) segments a folder of PNG files through
   :func:`camvidseg.pipeline.run_pipeline` (discovery, decoding, post-processing, writing labels,
   colour masks and overlays, the manifest). The reference is the same model calls alone, on the
-  same batches, already decoded. Efficiency = reference time / pipeline time; the target is
-  >= 0.91, i.e. the pipeline adds at most 10 %.
+  same batches, already decoded. Overhead = pipeline time / reference time - 1, target <= 10 %,
+  for both kinds of model: one returning class scores (argmax and confidence then run in the
+  writer threads) and one returning labels itself (like the TF Hub backend's in-graph labels).
+  The details split it into fill (until the first model call), drain (after the last) and the
+  model's idle time between its calls.
 - Memory: the peak resident set size of fresh processes segmenting 10, 1,000 and 2,000 small
   images (same code, same imports; each in its own subprocess). Ten images never fill the
   pipeline's bounded working set (images decoded ahead, scores waiting for the writers, one
-  malloc arena per worker thread), so peak(10) / peak(1000) is printed for information; once
-  the working set is full (a few hundred images) the peak stays flat: flatness =
-  peak(1000) / peak(2000), target >= 0.97, and the growth per image between them (finished
-  entries wait in a temporary file, not in memory).
+  malloc arena per worker thread), so peak(10) / peak(1000) is for information; once the working
+  set is full (a few hundred images) the peak stays flat: flatness = peak(1000) / peak(2000),
+  target >= 0.97 (finished entries wait in a temporary file, not in memory).
 
-:func:`main` prints a table and returns ``[{"name", "value", "target"}, ...]`` rows (``target``
-is the minimum the value should reach, ``None`` for information).
+:func:`main` returns rows ``{name, value, target, unit, detail, met}`` like the other
+benchmarks (``target`` is ``"<= x"`` or ``">= x"``), for ``benchmarks/run.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TypedDict
+from typing import Any
 
 import attrs
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+import camvidseg
 from camvidseg.backends.fake import NearestColorBackend
 from camvidseg.pipeline import RunOptions, discover_inputs, run_pipeline
+from camvidseg.postprocess import ChannelLayout, labels_and_confidence
 from camvidseg.segmenter import Segmenter
 from camvidseg.testing import street_scene
 
+Row = dict[str, Any]
 
-class Row(TypedDict):
-    """One measurement: ``target`` is the minimum a ratio should reach (``None``: information)."""
 
-    name: str
-    value: float
-    target: float | None
+def row(
+    name: str, value: float, target: str | None = None, unit: str = "", detail: str = ""
+) -> Row:
+    """A result row as ``benchmarks/run.py`` reads them; ``met`` from ``target`` (``"<= x"``)."""
+    met = None
+    if target:
+        op, _, bound = target.partition(" ")
+        met = value <= float(bound) if op == "<=" else value >= float(bound)
+    return {"name": name, "value": value, "target": target, "unit": unit, "detail": detail,
+            "met": met}  # fmt: skip
 
 
 @attrs.define
@@ -87,6 +99,33 @@ class FixedLatencyBackend:
         return self._cache[batch.shape]
 
 
+@attrs.define
+class FixedLatencyLabelBackend(FixedLatencyBackend):
+    """The same model, also returning labels and confidence itself (the
+    :class:`~camvidseg.backends.LabelBackend` capability the TF Hub backend has), with the same
+    latency per image."""
+
+    _labels: dict[tuple[int, ...], tuple[NDArray[np.uint8], NDArray[np.float32]]] = attrs.field(
+        factory=dict
+    )
+
+    @property
+    def name(self) -> str:
+        return f"fake:fixed-latency-labels-{self.latency}s"
+
+    def predict_labels(
+        self, batch: NDArray[np.float32], layout: ChannelLayout
+    ) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
+        self.warm_up(batch)
+        if batch.shape not in self._labels:
+            self._labels[batch.shape] = labels_and_confidence(self._cache[batch.shape], layout)
+        self.calls += 1
+        started = time.perf_counter()
+        time.sleep(self.latency * batch.shape[0])
+        self.intervals.append((started, time.perf_counter()))
+        return self._labels[batch.shape]
+
+
 @attrs.frozen
 class PipelineTiming:
     """One pipeline run against a :class:`FixedLatencyBackend`.
@@ -119,7 +158,13 @@ def write_images(folder: Path, count: int, height: int, width: int) -> list[Path
 
 
 def measure_overhead(
-    images: int, height: int, width: int, latency: float, batch_size: int, repeats: int
+    images: int,
+    height: int,
+    width: int,
+    latency: float,
+    batch_size: int,
+    repeats: int,
+    labels: bool = False,
 ) -> tuple[PipelineTiming, float, float]:
     """The fastest of ``repeats`` pipeline runs, the fastest of the model calls alone, and the
     fastest pipeline run with a zero-latency model (seconds)."""
@@ -131,7 +176,8 @@ def measure_overhead(
             np.stack(arrays[i : i + batch_size]).astype(np.float32) / np.float32(255.0)
             for i in range(0, images, batch_size)
         ]
-        backend = FixedLatencyBackend(latency)
+        kind = FixedLatencyLabelBackend if labels else FixedLatencyBackend
+        backend = kind(latency)
         for batch in batches:
             backend.warm_up(batch)
         options = RunOptions(overwrite=True)
@@ -150,13 +196,18 @@ def measure_overhead(
                 ended - started, first - started, ended - last, (last - first) / busy - 1
             )
 
+        layout = ChannelLayout.detect(backend.channels)
+
         def model_alone_seconds() -> float:
             started = time.perf_counter()
             for batch in batches:
-                backend.predict(batch)
+                if isinstance(backend, FixedLatencyLabelBackend):
+                    backend.predict_labels(batch, layout)
+                else:
+                    backend.predict(batch)
             return time.perf_counter() - started
 
-        instant = FixedLatencyBackend(0.0)
+        instant = kind(0.0)
         for batch in batches:
             instant.warm_up(batch)
         pipeline_run(instant, "warm-up")
@@ -199,6 +250,12 @@ def _memory_child(folder: Path, count: int, batch_size: int) -> None:
 def measure_memory(counts: Sequence[int], size: tuple[int, int], batch_size: int) -> dict[int, int]:
     """Peak RSS in bytes of a fresh process segmenting each of ``counts`` images."""
     peaks = {}
+    # The child imports camvidseg from where this process did (an installed package or src/).
+    source = str(Path(camvidseg.__file__).resolve().parents[1])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")])),
+    }
     with tempfile.TemporaryDirectory(prefix="camvidseg-bench-") as tmp:
         for count in counts:
             folder = Path(tmp) / f"in{count}"
@@ -206,7 +263,7 @@ def measure_memory(counts: Sequence[int], size: tuple[int, int], batch_size: int
             proc = subprocess.run(
                 [sys.executable, __file__, "--memory-child", str(folder), str(count),
                  "--batch-size", str(batch_size)],
-                capture_output=True, text=True, check=False,
+                capture_output=True, text=True, check=False, env=env,
             )  # fmt: skip
             if proc.returncode != 0:
                 raise SystemExit(f"memory subprocess failed:\n{proc.stderr}")
@@ -238,51 +295,52 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         return []
 
     height, width = args.size
-    timing, alone, zero = measure_overhead(
-        args.images, height, width, args.latency, args.batch_size, args.repeats
-    )
+    rows: list[Row] = []
+    for labels, what in ((False, "scores from the model"), (True, "labels from the model")):
+        timing, alone, zero = measure_overhead(
+            args.images, height, width, args.latency, args.batch_size, args.repeats, labels
+        )
+        rows.append(
+            row(
+                f"segment pipeline overhead vs model calls alone ({what})",
+                round(100 * (timing.seconds / alone - 1), 1),
+                "<= 10",
+                "%",
+                f"{timing.seconds:.3f} s vs {alone:.3f} s for {args.images} images of "
+                f"{width}x{height}, batch {args.batch_size}, {args.latency * 1e3:.0f} ms per "
+                f"image; fill {timing.fill * 1e3:.0f} ms, drain {timing.drain * 1e3:.0f} ms, "
+                f"model idle {100 * timing.steady_overhead:.1f} % between its calls; "
+                f"{args.images / zero:.0f} images/s with an instant model",
+            )
+        )
     tiny, small, large = args.memory_images
     peaks = measure_memory((tiny, small, large), args.memory_size, args.batch_size)
-    pipeline = timing.seconds
     mib = 1024 * 1024
-    rows: list[Row] = [
-        {"name": "pipeline_seconds", "value": round(pipeline, 3), "target": None},
-        {"name": "model_calls_alone_seconds", "value": round(alone, 3), "target": None},
-        {"name": "pipeline_overhead_percent", "value": round(100 * (pipeline / alone - 1), 1),
-         "target": None},
-        {"name": "pipeline_fill_ms", "value": round(timing.fill * 1e3, 1), "target": None},
-        {"name": "pipeline_drain_ms", "value": round(timing.drain * 1e3, 1), "target": None},
-        {"name": "pipeline_steady_state_model_idle_percent",
-         "value": round(100 * timing.steady_overhead, 1), "target": None},
-        {"name": "pipeline_efficiency_model_alone_over_pipeline",
-         "value": round(alone / pipeline, 3), "target": 0.91},
-        {"name": "pipeline_images_per_s_with_instant_model", "value": round(args.images / zero, 1),
-         "target": None},
-        {"name": f"peak_rss_mib_{tiny}_images", "value": round(peaks[tiny] / mib, 1),
-         "target": None},
-        {"name": f"peak_rss_mib_{small}_images", "value": round(peaks[small] / mib, 1),
-         "target": None},
-        {"name": f"peak_rss_mib_{large}_images", "value": round(peaks[large] / mib, 1),
-         "target": None},
-        {"name": f"peak_rss_growth_kib_per_image_{small}_to_{large}",
-         "value": round((peaks[large] - peaks[small]) / (large - small) / 1024, 2), "target": None},
-        {"name": f"memory_ratio_peak_{tiny}_over_peak_{small}",
-         "value": round(peaks[tiny] / peaks[small], 3), "target": None},
-        {"name": f"memory_flatness_peak_{small}_over_peak_{large}",
-         "value": round(peaks[small] / peaks[large], 3), "target": 0.97},
-    ]  # fmt: skip
-    print(
-        f"pipeline benchmarks: {args.images} images of {width}x{height}, batch {args.batch_size}, "
-        f"model {args.latency * 1e3:.0f} ms per image, best of {args.repeats}; memory: "
-        f"{tiny}, {small} and {large} images of {args.memory_size[1]}x{args.memory_size[0]}"
-    )
-    for row in rows:
-        target = row["target"]
-        verdict = "" if target is None else ("  ok" if row["value"] >= target else "  BELOW")
-        shown = "" if target is None else f"  (target >= {target})"
-        print(f"  {row['name']:<52} {row['value']!s:>9}{shown}{verdict}")
+    sizes = f"{args.memory_size[1]}x{args.memory_size[0]} images"
+    rows += [
+        row(
+            f"segment pipeline peak RSS flatness, {small} / {large} images",
+            round(peaks[small] / peaks[large], 3),
+            ">= 0.97",
+            detail=f"{peaks[small] / mib:.1f} MiB vs {peaks[large] / mib:.1f} MiB ({sizes}); "
+            f"{(peaks[large] - peaks[small]) / (large - small) / 1024:.2f} KiB per extra image",
+        ),
+        row(
+            f"segment pipeline peak RSS, {tiny} / {small} images",
+            round(peaks[tiny] / peaks[small], 3),
+            detail=f"{peaks[tiny] / mib:.1f} MiB vs {peaks[small] / mib:.1f} MiB ({sizes}); "
+            f"{tiny} images do not fill the bounded working set",
+        ),
+    ]
     return rows
 
 
+def print_rows(rows: list[Row]) -> None:
+    for r in rows:
+        mark = {True: "ok", False: "MISSED", None: ""}[r["met"]]
+        value = f"{r['value']} {r['unit']}".strip()
+        print(f"{r['name']:<66} {value:>8} {r['target'] or '':>8} {mark:>6}  {r['detail']}")
+
+
 if __name__ == "__main__":
-    main()
+    print_rows(main())

@@ -330,7 +330,7 @@ def test_a_model_that_fails_on_every_image_exits_2(
     monkeypatch.setattr("camvidseg.cli.segment.load_segmenter", lambda args: Segmenter(Broken()))
     assert main(["segment", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert "the model failed on each of the first 3 images" in err
+    assert "the model failed on each of the first" in err
     assert "model returned 21 channels" in err
     assert read_manifest(tmp_path / "out")["status"] == "failed"
 

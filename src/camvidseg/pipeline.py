@@ -46,12 +46,15 @@ from typing import IO, Any, overload
 
 import attrs
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
-from camvidseg._types import ConfidenceMap, ImageArray, Scores
+from camvidseg._types import ConfidenceMap, ImageArray, LabelMap, Scores
 from camvidseg._version import __version__
+from camvidseg.backends.base import Backend, LabelBackend
 from camvidseg.exceptions import BackendError, CamVidSegError, ConfigError
 from camvidseg.imageio import LoadedImage, atomic_write, open_image, save_image, save_label_png
+from camvidseg.postprocess import ChannelLayout
 from camvidseg.segmenter import Segmentation, Segmenter
 from camvidseg.visualize import panel
 
@@ -937,6 +940,55 @@ def _remove_stale_temporaries(out: Path) -> int:
     return removed
 
 
+class _OneCallAtATime:
+    """A backend that lets one model call run at a time.
+
+    Two model-stage threads then take turns: while one waits for the model (a GPU call releases
+    the GIL), the other prepares its batch (resizing, float conversion, stacking) or hands the
+    previous results to the writers, instead of doing that work between model calls.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._backend.name
+
+    @property
+    def input_multiple(self) -> int:
+        return self._backend.input_multiple
+
+    def predict(self, batch: NDArray[np.float32]) -> Scores:
+        with self._lock:
+            return self._backend.predict(batch)
+
+
+class _OneLabelCallAtATime(_OneCallAtATime):
+    """:class:`_OneCallAtATime` for a backend that also returns labels itself."""
+
+    def __init__(self, backend: LabelBackend) -> None:
+        super().__init__(backend)
+        self._labels = backend
+
+    def predict_labels(
+        self, batch: NDArray[np.float32], layout: ChannelLayout
+    ) -> tuple[LabelMap, ConfidenceMap]:
+        with self._lock:
+            return self._labels.predict_labels(batch, layout)
+
+
+def _one_call_at_a_time(backend: Backend) -> _OneCallAtATime:
+    if isinstance(backend, LabelBackend):
+        return _OneLabelCallAtATime(backend)
+    return _OneCallAtATime(backend)
+
+
+#: Batches in the model stage at once: one in the model, one being prepared or handed on.
+MODEL_THREADS = 2
+
+
 class _Run:
     def __init__(
         self,
@@ -946,7 +998,8 @@ class _Run:
         model: str,
         on_entry: Callable[[ManifestEntry], None] | None,
     ) -> None:
-        self.segmenter = segmenter
+        # A copy whose backend takes one call at a time (see _OneCallAtATime).
+        self.segmenter = attrs.evolve(segmenter, backend=_one_call_at_a_time(segmenter.backend))
         self.plan = plan
         self.options = options
         self.model = model
@@ -963,6 +1016,7 @@ class _Run:
         self.batch_size = segmenter.batch_size
         self.prefetch = options.prefetch or self.batch_size + 2 * options.workers
         self.encode_slots = threading.BoundedSemaphore(self.batch_size + options.workers)
+        self.model_slots = threading.BoundedSemaphore(MODEL_THREADS)
         self.previous: _PreviousManifest | None = None
         self.output_options: dict[str, Any] = {}
         self.started_at = _now()
@@ -1168,8 +1222,14 @@ class _Run:
     def _run_model(
         self, arrays: list[ImageArray]
     ) -> list[tuple[Scores | None, Segmentation | None]]:
-        """Scores per image, to post-process in the writers; or, for images the segmenter
-        finalises in row bands (tiled, very large), the finished segmentation."""
+        """Scores per image, to post-process in the writers; or the finished segmentation when
+        the backend finds the labels itself (e.g. inside the TF graph) or the segmenter
+        finalises the image in row bands (tiled, very large)."""
+        segmenter = self.segmenter
+        if segmenter.fused_labels and isinstance(segmenter.backend, LabelBackend):
+            # Labels come back from the model (5 bytes a pixel instead of 4 per class): let the
+            # segmenter run the whole step, it knows when scores are needed after all.
+            return [(None, seg) for seg in segmenter.segment_batch(arrays, len(arrays))]
         banded = [self.segmenter.needs_bands(array) for array in arrays]
         whole = [array for array, bands in zip(arrays, banded, strict=True) if not bands]
         scores = iter(self.segmenter.predict_scores(whole) if whole else [])
@@ -1179,7 +1239,8 @@ class _Run:
         ]
 
     def infer(self, batch: list[_Prepared], encode_pool: ThreadPoolExecutor) -> None:
-        """Model stage (calling thread); failing batches are retried image by image."""
+        """Model stage (one of two model threads); failing batches are retried image by
+        image."""
         arrays = [p.loaded.array for p in batch if p.loaded is not None]
         started = time.perf_counter()
         try:
@@ -1190,7 +1251,11 @@ class _Run:
                 for prepared in batch:
                     self.infer([prepared], encode_pool)
                 return
-            self.model_failures += 1
+            with self.lock:
+                self.model_failures += 1
+                unusable = (
+                    self.model_calls_ok == 0 and self.model_failures >= MAX_INITIAL_MODEL_FAILURES
+                )
             failed = batch[0]
             self.record(
                 failed.index,
@@ -1202,13 +1267,14 @@ class _Run:
                     timing=failed.timing,
                 ),
             )
-            if self.model_calls_ok == 0 and self.model_failures >= MAX_INITIAL_MODEL_FAILURES:
+            if unusable:
                 raise BackendError(
                     f"the model failed on each of the first {self.model_failures} images, "
                     f"so it is not usable; the last error: {exc}"
                 ) from exc
             return
-        self.model_calls_ok += 1
+        with self.lock:
+            self.model_calls_ok += 1
         share = (time.perf_counter() - started) / len(batch)
         for prepared, (scores, segmentation) in zip(batch, results, strict=True):
             prepared.timing["inference"] = share
@@ -1366,24 +1432,33 @@ class _Run:
     def _execute_locked(self) -> RunReport:
         workers = self.options.workers
         decode_pool = ThreadPoolExecutor(workers, thread_name_prefix="camvidseg-decode")
+        model_pool = ThreadPoolExecutor(MODEL_THREADS, thread_name_prefix="camvidseg-model")
         encode_pool = ThreadPoolExecutor(workers, thread_name_prefix="camvidseg-encode")
         status = "failed"
         try:
-            self._loop(decode_pool, encode_pool)
+            self._loop(decode_pool, model_pool, encode_pool)
             status = "complete"
         except KeyboardInterrupt:
             status = "interrupted"
         finally:
             with _sigint_deferred():
+                # Batches in the model finish and hand their results to the writers first.
                 decode_pool.shutdown(wait=True, cancel_futures=True)
+                model_pool.shutdown(wait=True, cancel_futures=True)
                 encode_pool.shutdown(wait=True)
                 report = self.write_manifest(status, interrupted=status == "interrupted")
         if status == "interrupted":
             raise PipelineInterrupted(report)
         return report
 
-    def _loop(self, decode_pool: ThreadPoolExecutor, encode_pool: ThreadPoolExecutor) -> None:
+    def _loop(
+        self,
+        decode_pool: ThreadPoolExecutor,
+        model_pool: ThreadPoolExecutor,
+        encode_pool: ThreadPoolExecutor,
+    ) -> None:
         pending: deque[Future[_Prepared]] = deque()
+        in_model: deque[Future[None]] = deque()
         jobs = iter(enumerate(self.plan.files))
 
         def refill() -> None:
@@ -1392,6 +1467,14 @@ class _Run:
                 if job is None:
                     return
                 pending.append(decode_pool.submit(self.prepare, *job))
+
+        def to_model(batch: list[_Prepared]) -> None:
+            self.model_slots.acquire()
+            future = model_pool.submit(self.infer, batch, encode_pool)
+            future.add_done_callback(lambda _: self.model_slots.release())
+            in_model.append(future)
+            while in_model and in_model[0].done():
+                in_model.popleft().result()  # a model found unusable stops the run here
 
         refill()
         batch: list[_Prepared] = []
@@ -1404,11 +1487,13 @@ class _Run:
             else:
                 batch.append(prepared)
                 if len(batch) >= self.batch_size:
-                    self.infer(batch, encode_pool)
+                    to_model(batch)
                     batch = []
             self.maybe_checkpoint()
         if batch:
-            self.infer(batch, encode_pool)
+            to_model(batch)
+        for model_future in in_model:
+            model_future.result()
 
 
 def run_pipeline(
