@@ -1,9 +1,11 @@
 """Segment files and folders into an output folder: what ``camvidseg segment`` runs.
 
 Three stages overlap. Decode threads read images ahead of the model (and check which outputs of
-an earlier run can be kept); the calling thread runs the model one batch at a time; encode
-threads post-process the scores (argmax, confidence) and write the outputs. Every queue between
-the stages is bounded, so memory stays flat however many files there are.
+an earlier run can be kept); two model threads take turns on the backend, one preparing or
+handing on a batch while the other's batch is in the model; encode threads post-process the
+scores (argmax, confidence) and write the outputs. Every queue between the stages is bounded and
+finished manifest entries wait in a temporary file, so memory stays flat however many files
+there are.
 
 The output folder ``OUT`` gets one sub-folder per output kind, mirroring each input's path
 relative to the folder it was found in (``in/a/b.jpg`` -> ``OUT/labels/a/b.png``), and a
@@ -18,8 +20,9 @@ relative to the folder it was found in (``in/a/b.jpg`` -> ``OUT/labels/a/b.png``
 * Two inputs that map to one output name (``a.jpg`` and ``a.png``) are reported; the second is
   not processed.
 * One bad file is an ``error`` entry in the manifest; the others are still processed.
-* On Ctrl-C the files being written are finished and the manifest is written before
-  :class:`PipelineInterrupted` (a :class:`KeyboardInterrupt`) propagates.
+* On Ctrl-C the batches in the model and the files being written are finished and the manifest
+  is written before :class:`PipelineInterrupted` (a :class:`KeyboardInterrupt`) propagates.
+* Only one run writes into an output folder at a time (an advisory lock, POSIX only).
 """
 
 from __future__ import annotations
