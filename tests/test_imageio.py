@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +72,7 @@ def test_animated_gif_first_frame(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [(b"", "empty file"), (b"not an image at all", "not an image"),
-     (b"\x89PNG\r\n\x1a\n" + b"\0" * 20, "cannot decode|not an image")],
+     (b"\x89PNG\r\n\x1a\n" + b"\0" * 20, "cannot decode|a PNG file Pillow cannot decode")],
 )  # fmt: skip
 def test_bad_files_name_the_file(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "bad.png"
@@ -160,3 +161,20 @@ def test_save_image_formats(tmp_path: Path) -> None:
     assert open_image(tmp_path / "a.jpg").array.shape == (1, 2, 3)
     with pytest.raises(InvalidImageError, match="format"):
         save_image(tmp_path / "a.xyz", RGB)
+
+
+def test_plain_image_is_not_reported_as_transposed(tmp_path: Path) -> None:
+    Image.fromarray(np.zeros((2, 3, 3), np.uint8)).save(tmp_path / "plain.png")
+    loaded = open_image(tmp_path / "plain.png")
+    assert not loaded.exif_transposed
+    assert not loaded.transparency
+
+
+def test_pixel_limit_and_non_regular_files_are_refused(tmp_path: Path) -> None:
+    Image.new("RGB", (20, 10)).save(tmp_path / "wide.png")
+    assert open_image(tmp_path / "wide.png", max_pixels=200).size == (20, 10)
+    with pytest.raises(InvalidImageError, match=r"wide\.png: image too large: 20x10 = 200"):
+        open_image(tmp_path / "wide.png", max_pixels=199)
+    os.mkfifo(tmp_path / "pipe.png")
+    with pytest.raises(InvalidImageError, match=r"pipe\.png: is not a regular file"):
+        open_image(tmp_path / "pipe.png")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -38,6 +38,20 @@ __all__ = [
     "to_rgb_array",
 ]
 
+#: EXIF tag holding the orientation (1 = as stored, 2..8 = flipped and/or rotated).
+_EXIF_ORIENTATION = 0x0112
+_ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
+#: File signatures of formats Pillow reads, to tell "unsupported variant" from "not an image".
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
+
 
 @attrs.frozen(eq=False)
 class LoadedImage:
@@ -49,6 +63,8 @@ class LoadedImage:
         mode: Pillow mode of the file (``"RGB"``, ``"I;16"``, ...).
         frames: Number of frames; only the first is used.
         exif_transposed: Whether an EXIF orientation was applied.
+        transparency: Whether the file had an alpha channel or a transparent colour (dropped:
+            transparent pixels keep their colour).
     """
 
     array: ImageArray
@@ -56,6 +72,7 @@ class LoadedImage:
     mode: str = "RGB"
     frames: int = 1
     exif_transposed: bool = False
+    transparency: bool = False
 
     @property
     def size(self) -> tuple[int, int]:
@@ -134,26 +151,56 @@ def to_rgb_array(image: ImageLike) -> ImageArray:
     return array
 
 
-def open_image(path: str | os.PathLike[str]) -> LoadedImage:
+def open_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> LoadedImage:
     """Read an image file to RGB with what was done to it.
 
     Decompression bombs (over ``PIL.Image.MAX_IMAGE_PIXELS``) are refused, not just warned about.
+    Safe to call from several threads at once.
+
+    Args:
+        path: The file. Anything but a regular file (a folder, a FIFO, a device) is refused
+            before it is opened, so a pipe can never block the reader.
+        max_pixels: Refuse images with more pixels than this, from the header, before decoding.
 
     Raises:
         InvalidImageError: naming the file and the problem.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> Image.new("LA", (3, 2)).save(folder / "gray.png")
+        >>> loaded = open_image(folder / "gray.png")
+        >>> loaded.array.shape, loaded.mode, loaded.transparency, loaded.exif_transposed
+        ((2, 3, 3), 'LA', True, False)
     """
     path = Path(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                frames = int(getattr(image, "n_frames", 1))
-                mode = image.mode
-                image.seek(0)
-                image.load()
-                transposed = ImageOps.exif_transpose(image)
-                exif_transposed = transposed is not None and transposed is not image
-                array = pil_to_rgb_array(transposed if transposed is not None else image)
+        if not stat.S_ISREG(path.stat().st_mode):
+            kind = "a directory" if path.is_dir() else "not a regular file"
+            raise InvalidImageError(f"{path}: is {kind}, not an image")
+        with Image.open(path) as image:
+            width, height = image.size
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse here as well
+            # instead of toggling the (process-wide, not thread-safe) warning filters.
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit is not None and width * height > limit:
+                raise Image.DecompressionBombError(
+                    f"Image size ({width * height} pixels) exceeds limit of {limit} pixels"
+                )
+            if max_pixels is not None and width * height > max_pixels:
+                raise InvalidImageError(
+                    f"image too large: {width}x{height} = {width * height} pixels "
+                    f"(the limit is {max_pixels})"
+                )
+            frames = int(getattr(image, "n_frames", 1))
+            mode = image.mode
+            image.seek(0)
+            image.load()
+            transparency = mode in _ALPHA_MODES or "transparency" in image.info
+            orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+            exif_transposed = orientation in range(2, 9)
+            transposed = ImageOps.exif_transpose(image) if exif_transposed else image
+            array = pil_to_rgb_array(transposed if transposed is not None else image)
     except FileNotFoundError:
         raise InvalidImageError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -161,18 +208,39 @@ def open_image(path: str | os.PathLike[str]) -> LoadedImage:
     except PermissionError:
         raise InvalidImageError(f"{path}: permission denied") from None
     except UnidentifiedImageError:
-        size = path.stat().st_size if path.exists() else 0
-        reason = "empty file" if size == 0 else "not an image Pillow can read"
-        raise InvalidImageError(f"{path}: {reason}") from None
+        raise InvalidImageError(f"{path}: {_unidentified_reason(path)}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InvalidImageError(f"{path}: refused as a decompression bomb ({exc})") from None
     except InvalidImageError as exc:
-        raise InvalidImageError(f"{path}: {exc}") from None
+        message = str(exc)
+        raise InvalidImageError(
+            message if message.startswith(f"{path}:") else f"{path}: {message}"
+        ) from None
+    except MemoryError:
+        raise InvalidImageError(f"{path}: not enough memory to decode the image") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise InvalidImageError(f"{path}: cannot decode image ({exc})") from None
     if array.size == 0:
         raise InvalidImageError(f"{path}: image is empty")
-    return LoadedImage(array, path, mode, frames, exif_transposed)
+    return LoadedImage(array, path, mode, frames, exif_transposed, transparency)
+
+
+def _unidentified_reason(path: Path) -> str:
+    """Why Pillow could not open ``path``: empty, a known format it cannot decode, or not an
+    image at all."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        head = b""
+    if not head:
+        return "empty file"
+    for signature, name in _SIGNATURES:
+        if head.startswith(signature):
+            return f"a {name} file Pillow cannot decode (damaged, or a pixel format it lacks)"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "a WebP file Pillow cannot decode (damaged, or a variant it lacks)"
+    return "not an image Pillow can read"
 
 
 def load_image(source: ImageLike) -> ImageArray:

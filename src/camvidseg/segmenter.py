@@ -405,6 +405,57 @@ class Segmenter:
                 results[i] = resize_scores(self._model_scores(image), image.shape[:2])
         return [r for r in results if r is not None]
 
+    def needs_bands(self, image: ImageArray) -> bool:
+        """Whether :meth:`segment` finalises ``image`` in row bands (it is tiled, or has more
+        than ``max_pixels`` pixels) rather than from one ``(H, W, C)`` scores array.
+
+        :meth:`predict_scores` followed by :meth:`from_scores` would hold that whole array; a
+        pipeline sends such images through :meth:`segment` instead.
+
+        Example:
+            >>> from camvidseg.testing import NearestColorBackend
+            >>> segmenter = Segmenter(NearestColorBackend(), max_pixels=100)
+            >>> segmenter.needs_bands(np.zeros((8, 8, 3), np.uint8))
+            False
+            >>> segmenter.needs_bands(np.zeros((8, 16, 3), np.uint8))
+            True
+        """
+        return self._banded(image)
+
+    def from_scores(
+        self,
+        image: ImageArray,
+        scores: Scores,
+        *,
+        source: Path | None = None,
+        return_scores: bool = False,
+    ) -> Segmentation:
+        """Turn one image's model probabilities into a :class:`Segmentation`.
+
+        :meth:`segment` is :meth:`predict_scores` followed by this; a pipeline can run the model
+        in one thread and this post-processing (argmax, confidence, grouping) in others.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 input the scores belong to.
+            scores: ``(H, W, C)`` float32 from :meth:`predict_scores` for ``image``.
+            source: Path the image came from, kept on the result.
+            return_scores: Keep ``(H, W, 32)`` class probabilities on the result.
+
+        Example:
+            >>> from camvidseg.testing import NearestColorBackend
+            >>> segmenter = Segmenter(NearestColorBackend())
+            >>> sky = np.full((1, 2, 3), 128, np.uint8)
+            >>> scores = segmenter.predict_scores([sky])[0]
+            >>> segmenter.from_scores(sky, scores).labels.tolist()
+            [[21, 21]]
+        """
+        if scores.ndim != 3 or scores.shape[:2] != image.shape[:2]:
+            raise InvalidImageError(
+                f"scores must be (H, W, C) for an image of shape {image.shape} "
+                f"(got shape {scores.shape})"
+            )
+        return self._finish(image, scores, source, return_scores)
+
     # -- internals ----------------------------------------------------------------------------
 
     def _segment_chunk(

@@ -97,9 +97,10 @@ def load_segmenter(args: argparse.Namespace) -> Segmenter:
     """Build the Segmenter the common options describe.
 
     ``--model fake:33`` / ``fake:32`` selects the deterministic nearest-colour fake model (for
-    demos and tests), ``fake:noisy`` the same with known speckle noise
-    (:class:`~camvidseg.backends.fake.SpeckleNoiseBackend`); they are only ever used when asked
-    for by name.
+    demos and tests); ``fake:noisy`` is the same with known speckle noise
+    (:class:`~camvidseg.backends.fake.SpeckleNoiseBackend`, for demonstrating ``tune``). They are
+    only ever used when asked for by name. For tests of slow models, ``fake:33?latency=0.2``
+    makes every model call sleep that many seconds.
     """
     from camvidseg.palette import CamVidPalette
     from camvidseg.segmenter import Segmenter
@@ -113,15 +114,42 @@ def load_segmenter(args: argparse.Namespace) -> Segmenter:
     if model.startswith(FAKE_MODEL_PREFIX):
         from camvidseg.backends.fake import NearestColorBackend
 
-        channels = model.removeprefix(FAKE_MODEL_PREFIX) or "33"
-        if channels == "noisy":  # known speckle noise, for demonstrating `camvidseg tune`
+        noisy = model.removeprefix(FAKE_MODEL_PREFIX).startswith("noisy")
+        channels, latency = parse_fake_model(model.replace("noisy", "33", 1) if noisy else model)
+        backend = NearestColorBackend(channels=channels, latency=latency)
+        if noisy:
             from camvidseg.backends.fake import SpeckleNoiseBackend
 
-            return Segmenter(SpeckleNoiseBackend(), **options)
-        if channels not in ("32", "33"):
-            raise ConfigError(f"unknown fake model {model!r} (use fake:33, fake:32 or fake:noisy)")
-        return Segmenter(NearestColorBackend(channels=int(channels)), **options)
+            return Segmenter(SpeckleNoiseBackend(backend), **options)
+        return Segmenter(backend, **options)
     return Segmenter.from_hub(model, cache_dir=args.cache_dir, timeout=args.timeout, **options)
+
+
+def parse_fake_model(model: str) -> tuple[int, float]:
+    """``(channels, latency)`` of a ``fake:CHANNELS[?latency=SECONDS]`` model name.
+
+    The latency parameter is for testing (slow-model runs, interruptions) and benchmarks.
+
+    Example:
+        >>> parse_fake_model("fake:32?latency=0.5")
+        (32, 0.5)
+    """
+    spec, _, query = model.removeprefix(FAKE_MODEL_PREFIX).partition("?")
+    channels = spec or "33"
+    if channels not in ("32", "33"):
+        raise ConfigError(f"unknown fake model {model!r} (use fake:33, fake:32 or fake:noisy)")
+    latency = 0.0
+    for item in filter(None, query.split("&")):
+        key, _, value = item.partition("=")
+        if key != "latency":
+            raise ConfigError(f"unknown fake model parameter {key!r} in {model!r} (use latency)")
+        try:
+            latency = float(value)
+        except ValueError:
+            raise ConfigError(f"fake model latency must be seconds (got {value!r})") from None
+        if not 0.0 <= latency < float("inf"):
+            raise ConfigError(f"fake model latency must be >= 0 seconds (got {value!r})")
+    return int(channels), latency
 
 
 def report_error(exc: CamVidSegError) -> int:

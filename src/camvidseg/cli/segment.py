@@ -1,45 +1,91 @@
-"""``camvidseg segment``: segment files and folders of images into an output folder."""
+"""``camvidseg segment``: segment files and folders of images into an output folder.
+
+A thin layer over :mod:`camvidseg.pipeline`: options, progress bar, error lines, exit codes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import logging
+import os
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from camvidseg.cli._common import (
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SOME_FAILED,
     EXIT_USAGE,
+    FAKE_MODEL_PREFIX,
     add_model_options,
     add_verbosity,
     load_segmenter,
+    positive_int,
+    report_error,
     unit_float,
 )
-from camvidseg.exceptions import CamVidSegError
 
-log = logging.getLogger("camvidseg")
+if TYPE_CHECKING:
+    from camvidseg.pipeline import ManifestEntry, RunReport
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
-OUTPUT_KINDS = ("labels", "color", "overlay")
+# Duplicated from camvidseg.pipeline so that `--help` imports nothing heavy.
+_OUTPUT_KINDS = ("labels", "color", "overlay", "panel", "confidence")
+_DEFAULT_OUTPUTS = "labels,color,overlay"
+
+_DESCRIPTION = """\
+Segment images (files, and folders walked recursively) and write, for each input
+a/b/frame.jpg found in an input folder:
+
+  OUT/labels/a/b/frame.png      indexed PNG, CamVid palette embedded: pixel = class id
+  OUT/color/a/b/frame.png       colour mask
+  OUT/overlay/a/b/frame.jpg     mask blended over the image (--alpha, --overlay-format)
+  OUT/panel/a/b/frame.png       original | mask | overlay with a legend (--outputs ...,panel)
+  OUT/confidence/a/b/frame.png  winning-class probability, 16-bit (or 8-bit) grayscale
+  OUT/manifest.json             every input: status, error, outputs, size, class areas, timing
+
+Re-running resumes: inputs whose outputs exist and are valid are skipped (--overwrite
+redoes them). Every file is written under a temporary name and moved into place.
+Exit codes: 0 all ok, 1 some inputs failed, 2 usage or configuration error, 130 Ctrl-C.
+"""
 
 _EXAMPLES = """examples:
   camvidseg segment examples/images -o out/
   camvidseg segment a.jpg b.png -o out/ --outputs labels,overlay --alpha 0.5
-  camvidseg segment frames/ -o out/ --model /models/camvid-hrnetv2-w48 --classes 11
+  camvidseg segment frames/ -o out/ --glob '*.png' --classes 11 --batch-size 8
+  camvidseg segment photos/ -o out/ --outputs labels,panel,confidence --confidence-bits 8
+  camvidseg segment frames/ -o out/ --model /models/camvid-hrnetv2-w48 --json > summary.json
 """
+
+
+def output_kinds(text: str) -> tuple[str, ...]:
+    """argparse type of ``--outputs``: a comma-separated selection of output kinds."""
+    kinds = tuple(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
+    unknown = [k for k in kinds if k not in _OUTPUT_KINDS]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of {','.join(_OUTPUT_KINDS)} (got {text!r})"
+        )
+    return kinds
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "segment",
-        help="segment images and folders into label, colour and overlay images",
-        description="Segment images (files or folders, recursed) and write one output per kind "
-        "under OUT: labels/ (indexed PNG, CamVid palette), color/, overlay/, and manifest.json.",
+        help="segment images and folders into label, colour, overlay and panel images",
+        description=_DESCRIPTION,
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -47,97 +93,225 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "-o", "--output", required=True, type=Path, metavar="OUT", help="output folder"
     )
-    parser.add_argument(
-        "--outputs",
-        default=",".join(OUTPUT_KINDS),
-        help="comma-separated outputs to write: labels,color,overlay (default: all three)",
+    group = parser.add_argument_group("inputs and outputs")
+    group.add_argument(
+        "--glob",
+        action="append",
+        metavar="PATTERN",
+        help="only take files in folders whose relative path matches (e.g. '*.png', "
+        "'cam1/*.jpg'); repeatable (default: every image suffix)",
     )
-    parser.add_argument(
+    group.add_argument(
+        "--outputs",
+        type=output_kinds,
+        default=output_kinds(_DEFAULT_OUTPUTS),
+        metavar="KINDS",
+        help=f"comma-separated outputs from {','.join(_OUTPUT_KINDS)} "
+        f"(default: {_DEFAULT_OUTPUTS})",
+    )
+    group.add_argument(
+        "--panel", action="store_true", help="also write panels (same as adding ',panel')"
+    )
+    group.add_argument(
         "--alpha",
         type=unit_float,
         default=0.6,
-        help="mask weight of the overlay blend (default: 0.6)",
+        help="mask weight of the overlay blend, 0..1 (default: 0.6)",
     )
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    group.add_argument(
+        "--overlay-format",
+        choices=("jpg", "png"),
+        default="jpg",
+        help="file format of overlays (default: jpg)",
+    )
+    group.add_argument(
+        "--jpeg-quality",
+        type=positive_int,
+        default=92,
+        metavar="Q",
+        help="JPEG quality of overlays, 1..100 (default: 92)",
+    )
+    group.add_argument(
+        "--confidence-bits",
+        type=int,
+        choices=(16, 8),
+        default=16,
+        help="bit depth of confidence PNGs (default: 16)",
+    )
+    group.add_argument(
+        "--no-legend", action="store_true", help="draw panels without the class legend"
+    )
+    group.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="redo inputs whose outputs already exist (default: skip them, i.e. resume)",
+    )
+    group.add_argument(
+        "--max-input-pixels",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="refuse images with more pixels than this before decoding them (default: 0, "
+        "only Pillow's decompression-bomb limit of about 89 megapixels); large images are "
+        "segmented in tiles",
+    )
+    group.add_argument(
+        "--workers",
+        type=positive_int,
+        default=4,
+        metavar="N",
+        help="threads decoding images ahead of the model, and as many post-processing and "
+        "writing outputs (default: 4)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON to stdout")
     add_model_options(parser)
     add_verbosity(parser)
     parser.set_defaults(run=run)
 
 
-def iter_inputs(inputs: list[str]) -> Iterator[tuple[Path, Path]]:
-    """Yield ``(path, relative output stem)`` for every image file named or under a folder."""
-    for name in inputs:
-        root = Path(name)
-        if root.is_dir():
-            for path in sorted(p for p in root.rglob("*") if p.is_file()):
-                if path.suffix.lower() in IMAGE_SUFFIXES:
-                    yield path, path.relative_to(root).with_suffix("")
+class _Progress:
+    """tqdm bar (on a terminal only) plus one stderr line per failed input."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.bar: Any = None
+        if enabled:
+            from tqdm import tqdm
+
+            try:
+                width = os.get_terminal_size(sys.stderr.fileno()).columns
+            except (OSError, ValueError):
+                width = 0
+            # Some terminals (fresh pseudo-terminals, serial consoles) report 0 columns.
+            self.bar = tqdm(
+                total=total,
+                unit="img",
+                file=sys.stderr,
+                dynamic_ncols=width > 0,
+                ncols=None if width > 0 else 80,
+                smoothing=0.1,
+            )
+        self.failed = 0
+
+    def error(self, message: str) -> None:
+        line = f"camvidseg: error: {message}"
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
         else:
-            yield root, Path(root.stem)
+            print(line, file=sys.stderr, flush=True)
+
+    def __call__(self, entry: ManifestEntry) -> None:
+        if entry.status == "error":
+            self.failed += 1
+            self.error(entry.error or entry.input)
+        if self.bar is not None:
+            self.bar.update(1)
+            if self.failed:
+                self.bar.set_postfix(failed=self.failed, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@contextlib.contextmanager
+def _logging_through(progress: _Progress) -> Iterator[None]:
+    """Route log lines through the bar so they do not tear it."""
+    if progress.bar is None:
+        yield
+        return
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm():
+        yield
+
+
+def _print_summary(report: RunReport, args: argparse.Namespace) -> None:
+    summary = report.summary
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    **summary.to_json(),
+                    "output": str(report.output),
+                    "manifest": str(report.manifest),
+                }
+            ),
+            flush=True,
+        )
+    if not args.quiet:
+        parts = [f"{summary.ok} segmented"]
+        if summary.skipped:
+            parts.append(f"{summary.skipped} already done")
+        if summary.error:
+            parts.append(f"{summary.error} failed")
+        if summary.not_processed:
+            parts.append(f"{summary.not_processed} not reached")
+        print(
+            f"camvidseg: {', '.join(parts)} of {summary.total} in {summary.seconds:.1f} s "
+            f"({summary.images_per_second:.2f} images/s); manifest: {report.manifest}",
+            file=sys.stderr,
+        )
+
+
+def _model_identity(handle: str) -> str:
+    """The handle recorded in the manifest; a fake model's test parameters (``?latency=``)
+    do not change its outputs, so they do not stop a resume."""
+    return handle.split("?", 1)[0] if handle.startswith(FAKE_MODEL_PREFIX) else handle
 
 
 def run(args: argparse.Namespace) -> int:
-    from camvidseg.imageio import open_image, save_image, save_label_png
+    import warnings
 
-    kinds = [k.strip() for k in args.outputs.split(",") if k.strip()]
-    unknown = sorted(set(kinds) - set(OUTPUT_KINDS))
-    if unknown or not kinds:
+    from PIL import Image
+
+    from camvidseg.exceptions import BackendError
+    from camvidseg.pipeline import PipelineInterrupted, RunOptions, discover_inputs, run_pipeline
+
+    outputs: tuple[str, ...] = args.outputs
+    if args.panel and "panel" not in outputs:
+        outputs = (*outputs, "panel")
+    options = RunOptions(
+        outputs=outputs,
+        alpha=args.alpha,
+        overlay_format=args.overlay_format,
+        jpeg_quality=args.jpeg_quality,
+        confidence_bits=args.confidence_bits,
+        legend=not args.no_legend,
+        overwrite=args.overwrite,
+        max_input_pixels=args.max_input_pixels or None,
+        workers=args.workers,
+    )
+    plan = discover_inputs(args.inputs, args.output, globs=args.glob or ())
+    if not plan.files and not plan.rejected:
         print(
-            f"camvidseg: error: unknown outputs {unknown} (choose from {', '.join(OUTPUT_KINDS)})",
+            f"camvidseg: error: no images found in {' '.join(args.inputs)}"
+            + (f" matching {' or '.join(args.glob)}" if args.glob else ""),
             file=sys.stderr,
         )
         return EXIT_USAGE
-    inputs = list(iter_inputs(args.inputs))
-    if not inputs:
-        print("camvidseg: error: no images found in the inputs", file=sys.stderr)
-        return EXIT_USAGE
     segmenter = load_segmenter(args)
-    out: Path = args.output
-    entries: list[dict[str, Any]] = []
-    failed = 0
-    for path, stem in inputs:
-        entry: dict[str, Any] = {"input": str(path)}
-        started = time.perf_counter()
-        try:
-            loaded = open_image(path)
-            seg = segmenter.segment(loaded.array)
-            written: dict[str, str] = {}
-            if "labels" in kinds:
-                written["labels"] = str(
-                    save_label_png(
-                        out / "labels" / stem.with_suffix(".png"), seg.labels, seg.palette
-                    )
-                )
-            if "color" in kinds:
-                written["color"] = str(
-                    save_image(out / "color" / stem.with_suffix(".png"), seg.colorize())
-                )
-            if "overlay" in kinds:
-                written["overlay"] = str(
-                    save_image(out / "overlay" / stem.with_suffix(".jpg"), seg.overlay(args.alpha))
-                )
-            entry.update(
-                status="ok", outputs=written, size=list(loaded.size), class_areas=seg.class_areas()
+    # The pipeline refuses decompression bombs itself; Pillow's warning would only add noise.
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    total = len(plan.files) + len(plan.rejected)
+    progress = _Progress(total, enabled=sys.stderr.isatty() and not args.quiet)
+    try:
+        for entry in plan.rejected:
+            progress(entry)
+        with _logging_through(progress):
+            report = run_pipeline(
+                segmenter, plan, options, model=_model_identity(args.model), on_entry=progress
             )
-        except CamVidSegError as exc:
-            failed += 1
-            entry.update(status="error", error=str(exc))
-            print(f"camvidseg: error: {exc}", file=sys.stderr)
-        entry["seconds"] = round(time.perf_counter() - started, 4)
-        entries.append(entry)
-    summary = {
-        "total": len(entries),
-        "ok": len(entries) - failed,
-        "error": failed,
-        "model": args.model,
-        "classes": int(args.classes),
-    }
-    from camvidseg.imageio import atomic_write
-
-    with atomic_write(out / "manifest.json") as handle:
-        handle.write(json.dumps({"summary": summary, "entries": entries}, indent=2).encode())
-    if args.json:
-        print(json.dumps(summary))
-    elif not args.quiet:
-        print(f"segmented {summary['ok']} of {summary['total']} images into {out}", file=sys.stderr)
-    return EXIT_SOME_FAILED if failed else EXIT_OK
+    except PipelineInterrupted as interrupted:
+        progress.close()
+        print("camvidseg: interrupted; the manifest lists what was done", file=sys.stderr)
+        _print_summary(interrupted.report, args)
+        return EXIT_INTERRUPTED
+    except BackendError as exc:  # the model failed on every image it was given
+        progress.close()
+        report_error(exc)
+        return EXIT_USAGE
+    finally:
+        progress.close()  # also before a ConfigError reaches the one-line error of main()
+    _print_summary(report, args)
+    return EXIT_SOME_FAILED if report.summary.error else EXIT_OK
