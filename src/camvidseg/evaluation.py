@@ -9,9 +9,11 @@ evaluated as CamVid-32) raise :class:`~camvidseg.exceptions.ConfigError`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +32,8 @@ from camvidseg.groundtruth import (
     LabelFile,
     LabelFormat,
     UnknownColors,
+    ground_truth_key,
+    index_ground_truth,
     list_files,
     pair_by_stem,
     read_label_file,
@@ -40,11 +44,12 @@ from camvidseg.metrics import ConfusionMatrix, EvaluationProblem, EvaluationResu
 from camvidseg.palette import CamVidPalette
 
 if TYPE_CHECKING:
-    from camvidseg._types import ImageArray
+    from camvidseg._types import ImageArray, LabelMap
     from camvidseg.segmenter import Segmenter
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "StreamingEvaluator",
     "evaluate_folders",
     "evaluate_segmenter",
     "resolve_prediction_folder",
@@ -319,6 +324,136 @@ def _segment_into(
         labels = to_label_set(seg.labels, seg.palette, matrix.palette, grouping)
         matrix.update(labels, truth.labels)
         log.debug("evaluated %s against %s", pair.source, pair.ground_truth)
+
+
+class StreamingEvaluator:
+    """Scores label maps against ground truth as they are produced (e.g. by a pipeline).
+
+    Each :meth:`add` pairs one input with its ground truth by name, as
+    :func:`evaluate_segmenter` does (``x.jpg`` with ``x_L.png`` or ``x.png`` anywhere under the
+    ground-truth folder), and adds its pixels to one confusion matrix; an input that cannot be
+    scored (no ground truth, unreadable, size mismatch) becomes a problem of the result. Safe
+    to call from several threads.
+
+    Args:
+        ground_truth: Folder of ``*_L.png`` colour labels or SegNet index PNGs (recursed).
+        classes: Evaluate in CamVid-32 (32) or CamVid-11 (11).
+        gt_format: ``"auto"``, ``"rgb"`` or ``"index"``.
+        unknown: Unknown colours in RGB ground truth: ``"error"`` or ``"void"``.
+        grouping: 32 -> 11 grouping of labels and ground truth.
+
+    Raises:
+        ConfigError: the folder is missing or holds no label file, or its first label file
+            cannot be evaluated in ``classes`` (CamVid-11 ground truth with ``classes=32``):
+            found before any image is segmented.
+
+    Example:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> from camvidseg.testing import street_scene
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _, truth = street_scene(24, 32, seed=2)
+        >>> Image.fromarray(CamVidPalette.camvid32().colorize(truth)).save(folder / "a_L.png")
+        >>> evaluator = StreamingEvaluator(folder)
+        >>> evaluator.add("photos/a.jpg", truth, CamVidPalette.camvid32())
+        >>> evaluator.add("photos/b.jpg", truth, CamVidPalette.camvid32())
+        >>> result = evaluator.result()
+        >>> result.miou, result.num_images, [p.kind for p in result.problems]
+        (1.0, 1, ['missing_ground_truth'])
+    """
+
+    def __init__(
+        self,
+        ground_truth: str | os.PathLike[str],
+        *,
+        classes: int = 32,
+        gt_format: LabelFormat = "auto",
+        unknown: UnknownColors = "error",
+        grouping: str = "merge",
+    ) -> None:
+        self.palette = _palette(classes)
+        self.folder = Path(ground_truth)
+        _check_folder(self.folder, "ground-truth folder")
+        files = list_files(self.folder, LABEL_SUFFIXES)
+        if not files:
+            raise ConfigError(f"ground-truth folder {self.folder} holds no label files")
+        self._index, ambiguous = index_ground_truth(files)
+        self._ambiguous = {ground_truth_key(p.path): p for p in ambiguous}
+        self.gt_format: LabelFormat = gt_format
+        self.unknown: UnknownColors = unknown
+        self.grouping = grouping
+        self._matrix = ConfusionMatrix(self.palette)
+        self._problems: list[EvaluationProblem] = []
+        self._lock = threading.Lock()
+        first = next(iter(self._index.values()), None)
+        if first is not None:
+            # A label set that cannot work is a usage error, found before the slow part; one
+            # bad file is only that file's problem, reported when it is used.
+            with contextlib.suppress(InvalidImageError, UnknownColorError):
+                self._truth(FilePair(ground_truth_key(first), first, first))
+
+    def _truth(self, pair: FilePair) -> LabelFile:
+        return _read_pair(
+            pair,
+            self.palette,
+            gt_format=self.gt_format,
+            unknown=self.unknown,
+            grouping=self.grouping,
+        )
+
+    def _problem(self, problem: EvaluationProblem) -> None:
+        log.info("%s", problem.message)
+        with self._lock:
+            self._problems.append(problem)
+
+    def add(self, source: str | os.PathLike[str], labels: LabelMap, palette: CamVidPalette) -> None:
+        """Score one input's ``(H, W)`` uint8 ``labels`` (ids of ``palette``, or 255)."""
+        source = Path(source)
+        key = ground_truth_key(source)
+        if key in self._ambiguous:
+            message = f"{source}: its ground truth {key!r} is ambiguous"
+            self._problem(EvaluationProblem("ambiguous", str(source), message))
+            return
+        truth_path = self._index.get(key)
+        if truth_path is None:
+            message = f"{source}: no ground truth for {key!r} in {self.folder}"
+            self._problem(EvaluationProblem("missing_ground_truth", str(source), message))
+            return
+        pair = FilePair(key, source, truth_path)
+        try:
+            truth = self._truth(pair)
+        except (InvalidImageError, UnknownColorError) as exc:
+            self._problem(EvaluationProblem(_problem_kind(exc), str(truth_path), str(exc)))
+            return
+        if labels.shape != truth.labels.shape:
+            self._problem(_size_mismatch(pair, labels.shape, truth.labels.shape))
+            return
+        mapped = to_label_set(labels, palette, self.palette, self.grouping)
+        with self._lock:
+            self._matrix.update(mapped, truth.labels)
+        log.debug("evaluated %s against %s", source, truth_path)
+
+    def add_file(self, source: str | os.PathLike[str], labels_file: str | os.PathLike[str]) -> None:
+        """Score one input from a label file written earlier (e.g. by a previous run)."""
+        try:
+            predicted = read_label_file(labels_file, index_palette=self.palette)
+        except (InvalidImageError, UnknownColorError) as exc:
+            self._problem(EvaluationProblem(_problem_kind(exc), str(labels_file), str(exc)))
+            return
+        self.add(source, predicted.labels, predicted.palette)
+
+    def skip(self, source: str | os.PathLike[str], reason: str) -> None:
+        """Record that ``source`` could not be scored, and why."""
+        self._problem(EvaluationProblem("missing_prediction", str(source), f"{source}: {reason}"))
+
+    def result(self) -> EvaluationResult:
+        """The metrics so far (a snapshot; :meth:`add` may go on)."""
+        with self._lock:
+            matrix = ConfusionMatrix(
+                self.palette, self._matrix.counts.copy(), self._matrix.num_images
+            )
+            problems = list(self._problems)
+        return matrix.compute(problems)
 
 
 def write_report(result: EvaluationResult, folder: str | os.PathLike[str]) -> dict[str, Path]:

@@ -992,6 +992,20 @@ def _one_call_at_a_time(backend: Backend) -> _OneCallAtATime:
 MODEL_THREADS = 2
 
 
+def _postprocessing(segmenter: Segmenter) -> dict[str, Any]:
+    """The segmenter's tiling, TTA and cleanup settings, JSON-ready (they change the outputs)."""
+    return {
+        "tile": segmenter.tile,
+        "overlap": segmenter.overlap if segmenter.tile is not None else None,
+        "tta": None if segmenter.tta is None else segmenter.tta.to_dict(),
+        "cleanup": (
+            segmenter.cleanup.to_dict()
+            if segmenter.cleanup is not None and segmenter.cleanup.enabled
+            else None
+        ),
+    }
+
+
 class _Run:
     def __init__(
         self,
@@ -1000,6 +1014,8 @@ class _Run:
         options: RunOptions,
         model: str,
         on_entry: Callable[[ManifestEntry], None] | None,
+        on_segmentation: Callable[[InputFile, Segmentation], None] | None = None,
+        manifest_extra: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         # A copy whose backend takes one call at a time (see _OneCallAtATime).
         self.segmenter = attrs.evolve(segmenter, backend=_one_call_at_a_time(segmenter.backend))
@@ -1007,6 +1023,8 @@ class _Run:
         self.options = options
         self.model = model
         self.on_entry = on_entry
+        self.on_segmentation = on_segmentation
+        self.manifest_extra = manifest_extra
         self.out = plan.output
         self.out_real = plan.output.resolve()
         self.manifest_path = plan.output / MANIFEST_NAME
@@ -1042,6 +1060,7 @@ class _Run:
             "max_side": segmenter.max_side,
             "drop_void": segmenter.drop_void,
             "min_confidence": segmenter.min_confidence,
+            **_postprocessing(segmenter),
         }
         if kind == "overlay":
             common.update(
@@ -1062,6 +1081,8 @@ class _Run:
             "classes": self.segmenter.palette.name,
             "batch_size": self.batch_size,
             "max_side": self.segmenter.max_side,
+            "min_confidence": self.segmenter.min_confidence,
+            **_postprocessing(self.segmenter),
             "outputs": list(options.outputs),
             "alpha": options.alpha,
             "overlay_format": options.overlay_format,
@@ -1312,6 +1333,8 @@ class _Run:
                 else:  # kept from an earlier run
                     relpath = self._relpath(file.name, kind)
                 outputs[kind] = relpath
+            if self.on_segmentation is not None:
+                self.on_segmentation(file, seg)
             prepared.timing["encode"] = time.perf_counter() - started
             entry = ManifestEntry(
                 input=str(file.path),
@@ -1399,6 +1422,8 @@ class _Run:
             "output_options": self.output_options,
             "summary": report.summary.to_json(),
         }
+        if self.manifest_extra is not None:
+            head.update(self.manifest_extra())
         began = time.perf_counter()
         with atomic_write(self.manifest_path) as handle:
             _dump_manifest(handle, head, (self.store.get(slot) for slot in slots))
@@ -1506,6 +1531,8 @@ def run_pipeline(
     *,
     model: str | None = None,
     on_entry: Callable[[ManifestEntry], None] | None = None,
+    on_segmentation: Callable[[InputFile, Segmentation], None] | None = None,
+    manifest_extra: Callable[[], Mapping[str, Any]] | None = None,
 ) -> RunReport:
     """Segment every file of ``plan`` and write the outputs and ``manifest.json`` under
     ``plan.output``.
@@ -1517,6 +1544,11 @@ def run_pipeline(
         model: The model handle recorded in the manifest (default: the backend's name).
         on_entry: Called with each input's entry as it finishes (from worker threads, one call
             at a time); for progress bars and error lines.
+        on_segmentation: Called with each input and its :class:`Segmentation` once its
+            outputs are written (from worker threads, possibly at once), e.g. to score it
+            against ground truth; an exception makes that input an error.
+        manifest_extra: Called whenever the manifest is written; its keys are added to the
+            manifest's top level (e.g. ``{"evaluation": ...}``).
 
     Returns:
         The report; ``report.summary.error`` counts failed inputs.
@@ -1541,7 +1573,15 @@ def run_pipeline(
         (1, ['color/street.png', 'labels/street.png', 'overlay/street.jpg'])
     """
     options = options or RunOptions()
-    run = _Run(segmenter, plan, options, model or segmenter.backend.name, on_entry)
+    run = _Run(
+        segmenter,
+        plan,
+        options,
+        model or segmenter.backend.name,
+        on_entry,
+        on_segmentation,
+        manifest_extra,
+    )
     return run.execute()
 
 

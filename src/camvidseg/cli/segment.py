@@ -27,9 +27,19 @@ from camvidseg.cli._common import (
     report_error,
     unit_float,
 )
+from camvidseg.cli._config import (
+    add_config_options,
+    config_from_args,
+    configure,
+    model_handle,
+    resolved_args,
+)
 
 if TYPE_CHECKING:
-    from camvidseg.pipeline import ManifestEntry, RunReport
+    from camvidseg.evaluation import StreamingEvaluator
+    from camvidseg.metrics import EvaluationResult
+    from camvidseg.pipeline import InputFile, ManifestEntry, RunReport
+    from camvidseg.segmenter import Segmentation
 
 # Duplicated from camvidseg.pipeline so that `--help` imports nothing heavy.
 _OUTPUT_KINDS = ("labels", "color", "overlay", "panel", "confidence")
@@ -57,6 +67,8 @@ _EXAMPLES = """examples:
   camvidseg segment frames/ -o out/ --glob '*.png' --classes 11 --batch-size 8
   camvidseg segment photos/ -o out/ --outputs labels,panel,confidence --confidence-bits 8
   camvidseg segment frames/ -o out/ --model /models/camvid-hrnetv2-w48 --json > summary.json
+  camvidseg segment CamVid/test -o out/ --classes 11 --config tuned.json --gt CamVid/testannot
+  camvidseg segment frames/ -o out/ --tta flip --tta-scales 0.75,1,1.25 --majority 5
 """
 
 
@@ -165,6 +177,29 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON to stdout")
     add_model_options(parser)
+    add_config_options(parser)
+    evaluation = parser.add_argument_group(
+        "evaluation", "score the labels against ground truth as they are produced"
+    )
+    evaluation.add_argument(
+        "--gt",
+        metavar="GT_DIR",
+        default=None,
+        help="ground-truth labels (*_L.png colour labels or SegNet index PNGs, paired by name): "
+        "print mIoU, accuracy and per-class IoU and add them to the manifest",
+    )
+    evaluation.add_argument(
+        "--gt-format",
+        choices=("auto", "rgb", "index"),
+        default="auto",
+        help="ground truth as RGB colours or ids (default: auto)",
+    )
+    evaluation.add_argument(
+        "--unknown-colors",
+        choices=("error", "void"),
+        default="error",
+        help="RGB ground-truth colours not in CamVid-32: report the file, or treat as Void",
+    )
     add_verbosity(parser)
     parser.set_defaults(run=run)
 
@@ -226,19 +261,25 @@ def _logging_through(progress: _Progress) -> Iterator[None]:
         yield
 
 
-def _print_summary(report: RunReport, args: argparse.Namespace) -> None:
+def _print_summary(
+    report: RunReport, args: argparse.Namespace, evaluation: EvaluationResult | None = None
+) -> None:
     summary = report.summary
     if args.json:
+        extra = {} if evaluation is None else {"evaluation": evaluation.to_dict()}
         print(
             json.dumps(
                 {
                     **summary.to_json(),
                     "output": str(report.output),
                     "manifest": str(report.manifest),
+                    **extra,
                 }
             ),
             flush=True,
         )
+    elif evaluation is not None and not args.quiet:
+        print(evaluation.table(), flush=True)
     if not args.quiet:
         parts = [f"{summary.ok} segmented"]
         if summary.skipped:
@@ -260,6 +301,20 @@ def _model_identity(handle: str) -> str:
     return handle.split("?", 1)[0] if handle.startswith(FAKE_MODEL_PREFIX) else handle
 
 
+def _evaluator(args: argparse.Namespace, classes: int, grouping: str) -> StreamingEvaluator | None:
+    if args.gt is None:
+        return None
+    from camvidseg.evaluation import StreamingEvaluator
+
+    return StreamingEvaluator(
+        args.gt,
+        classes=classes,
+        gt_format=args.gt_format,
+        unknown=args.unknown_colors,
+        grouping=grouping,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import warnings
 
@@ -267,6 +322,9 @@ def run(args: argparse.Namespace) -> int:
 
     from camvidseg.exceptions import BackendError
     from camvidseg.pipeline import PipelineInterrupted, RunOptions, discover_inputs, run_pipeline
+
+    config = config_from_args(args)
+    evaluator = _evaluator(args, config.classes, config.grouping)
 
     outputs: tuple[str, ...] = args.outputs
     if args.panel and "panel" not in outputs:
@@ -290,22 +348,27 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    segmenter = load_segmenter(args)
+    segmenter = configure(load_segmenter(resolved_args(args, config)), config)
     # The pipeline refuses decompression bombs itself; Pillow's warning would only add noise.
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
     total = len(plan.files) + len(plan.rejected)
     progress = _Progress(total, enabled=sys.stderr.isatty() and not args.quiet)
+    hooks = _evaluation_hooks(evaluator, progress, plan.output)
     try:
         for entry in plan.rejected:
             progress(entry)
         with _logging_through(progress):
             report = run_pipeline(
-                segmenter, plan, options, model=_model_identity(args.model), on_entry=progress
+                segmenter,
+                plan,
+                options,
+                model=_model_identity(model_handle(config)),
+                **hooks,
             )
     except PipelineInterrupted as interrupted:
         progress.close()
         print("camvidseg: interrupted; the manifest lists what was done", file=sys.stderr)
-        _print_summary(interrupted.report, args)
+        _print_summary(interrupted.report, args, _result(evaluator))
         return EXIT_INTERRUPTED
     except BackendError as exc:  # the model failed on every image it was given
         progress.close()
@@ -313,5 +376,47 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     finally:
         progress.close()  # also before a ConfigError reaches the one-line error of main()
-    _print_summary(report, args)
-    return EXIT_SOME_FAILED if report.summary.error else EXIT_OK
+    evaluation = _result(evaluator)
+    if evaluation is not None:
+        for problem in evaluation.problems:
+            print(f"camvidseg: error: {problem.message}", file=sys.stderr)
+    _print_summary(report, args, evaluation)
+    if report.summary.error or (evaluation is not None and evaluation.problems):
+        return EXIT_SOME_FAILED
+    return EXIT_OK
+
+
+def _result(evaluator: StreamingEvaluator | None) -> EvaluationResult | None:
+    return None if evaluator is None else evaluator.result()
+
+
+def _evaluation_hooks(
+    evaluator: StreamingEvaluator | None, progress: _Progress, out: Path
+) -> dict[str, Any]:
+    """``run_pipeline`` callbacks: progress, and with ``--gt`` scoring each segmentation as it
+    is made (inputs kept from an earlier run are scored from their label files)."""
+    if evaluator is None:
+        return {"on_entry": progress}
+
+    def on_entry(entry: ManifestEntry) -> None:
+        progress(entry)
+        if entry.status != "skipped":
+            return
+        labels = entry.outputs.get("labels")
+        if labels is None:
+            evaluator.skip(
+                entry.input,
+                "not scored: its outputs were already present and hold no labels (add labels "
+                "to --outputs, or pass --overwrite)",
+            )
+        else:
+            evaluator.add_file(entry.input, out / labels)
+
+    def on_segmentation(file: InputFile, seg: Segmentation) -> None:
+        evaluator.add(file.path, seg.labels, seg.palette)
+
+    return {
+        "on_entry": on_entry,
+        "on_segmentation": on_segmentation,
+        "manifest_extra": lambda: {"evaluation": evaluator.result().to_dict()},
+    }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import sys
@@ -11,19 +10,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from camvidseg.cli._common import (
-    DEFAULT_MODEL,
     EXIT_OK,
     EXIT_SOME_FAILED,
     FAKE_MODEL_PREFIX,
     add_model_options,
     add_verbosity,
-    load_segmenter,
     positive_int,
+)
+from camvidseg.cli._config import (
+    add_config_options,
+    build_segmenter,
+    config_from_args,
+    model_handle,
 )
 
 if TYPE_CHECKING:
     from camvidseg.backends.base import Backend
-    from camvidseg.config import SegmentConfig
 
 _EXAMPLES = """examples:
   camvidseg tune CamVid/val CamVid/valannot --classes 11 -o tuned.json
@@ -74,14 +76,6 @@ def register(subparsers: Any) -> None:
         help="write the best setting to this config file (JSON)",
     )
     parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="base config: its model, classes, max_side and tiling are kept (flags win); its "
-        "TTA, cleanup and threshold are what the search replaces",
-    )
-    parser.add_argument(
         "--objective",
         default="miou",
         metavar="miou|iou:CLASS",
@@ -128,9 +122,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     add_model_options(parser)
+    # The base config's model, classes, max_side and tiling are kept (flags win); its TTA,
+    # cleanup and threshold are what the search replaces.
+    add_config_options(parser, postprocessing=False)
     add_verbosity(parser)
-    # Unset means "from --config, else the built-in default"; resolved in run().
-    parser.set_defaults(run=run, model=None, classes=None, max_side=None)
+    parser.set_defaults(run=run)
 
 
 def model_key(handle: str) -> str:
@@ -147,35 +143,16 @@ def model_key(handle: str) -> str:
     return handle
 
 
-def resolve_base(args: argparse.Namespace) -> SegmentConfig:
-    """The base config: ``--config`` if given, with explicit flags applied over it."""
-    import attrs
-
-    from camvidseg.config import SegmentConfig, load_config
-
-    base = load_config(args.config) if args.config is not None else SegmentConfig()
-    changes: dict[str, Any] = {}
-    if args.model is not None:
-        changes["model"] = args.model
-    if args.classes is not None:
-        changes["classes"] = int(args.classes)
-    if args.max_side is not None:
-        changes["max_side"] = args.max_side
-    return attrs.evolve(base, **changes)
-
-
 def run(args: argparse.Namespace) -> int:
     from camvidseg.config import save_config
     from camvidseg.tune import SearchSpace, load_grid, tune
 
-    base = resolve_base(args)
-    handle = base.model or os.environ.get("CAMVIDSEG_MODEL", DEFAULT_MODEL)
+    base = config_from_args(args)
+    handle = model_handle(base)
     space = load_grid(args.grid) if args.grid is not None else SearchSpace()
 
     def load_backend() -> Backend:
-        options = copy.copy(args)
-        options.model, options.classes, options.max_side = handle, str(base.classes), None
-        return load_segmenter(options).backend
+        return build_segmenter(args, base).backend
 
     result = tune(
         args.images,
