@@ -155,3 +155,19 @@ def test_model_key_and_default_cache(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert model_key(str(folder)) != first
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "camvidseg" / "tune"
+
+
+def test_tune_tiling_flags_change_the_cache_key(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"tta": [None], "opening": [0], "closing": [0], "min_region": [0]}))
+    base = [*tune_args(data, tmp_path / "cache", "--grid", str(grid)), "--json"]
+    assert main(base) == 0
+    assert json.loads(capsys.readouterr().out)["computed_views"] == 4
+    out = tmp_path / "tiled.json"
+    assert main([*base, "--tile", "48", "--overlap", "8", "-o", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["computed_views"], report["reused_views"]) == (4, 0)  # other predictions
+    config = load_config(out)
+    assert (config.tile, config.overlap) == (48, 8)
