@@ -645,3 +645,22 @@ def test_model_factory_is_called_once(scenes: list[Path], tmp_path: Path) -> Non
     )  # fmt: skip
     assert len(made) == 1
     assert made[0].calls == 8
+
+
+def test_segnet_ground_truth_needs_classes_11(scenes: list[Path], tmp_path: Path) -> None:
+    from camvidseg import get_grouping
+
+    annot = tmp_path / "testannot"
+    annot.mkdir()
+    for i in range(2):
+        grouped = get_grouping("merge").remap(street_scene(72, 96, seed=i)[1])
+        Image.fromarray(grouped, mode="L").save(annot / f"{i}.png")
+    space = SearchSpace(tta=[None], opening=[0], closing=[0], min_region=[0], majority=[0, 3])
+    with pytest.raises(ConfigError, match="tune with --classes 11"):
+        tune(scenes[:2], annot, model=NearestColorBackend(), cache_dir=tmp_path, space=space)
+    result = tune(
+        scenes[:2], annot, model=NearestColorBackend(), cache_dir=tmp_path, space=space,
+        base=SegmentConfig(classes=11),
+    )  # fmt: skip
+    assert result.baseline.score == 1.0
+    assert result.best.setting == Setting()  # nothing beats exact labels; the simplest wins

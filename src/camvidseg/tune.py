@@ -882,11 +882,11 @@ class TuneResult:
         lines = [line(header), *(line(r) for r in rows[:-1]), "-" * len(line(header))]
         lines.append(line(rows[-1]))
         gain = self.improvement
+        passes = f"{self.passes} pass{'es' if self.passes != 1 else ''}"
         summary = (
             f"{len(self.trials)} settings evaluated ({len(distinct)} distinct results; "
-            f"{self.search} search, {self.passes} pass{'es' if self.passes != 1 else ''} over the "
-            f"cache) on {self.num_images} "
-            f"images; best {label} {_percent(self.best.score)}"
+            f"{self.search} search, {passes} over the cache) on {self.num_images} images; "
+            f"best {label} {_percent(self.best.score)}"
         )
         if gain is not None:
             summary += f", {100 * gain:+.2f} points over the baseline"
