@@ -444,7 +444,14 @@ def _start_slow_run(tmp_path: Path) -> subprocess.Popen[bytes]:
         cli_command("segment", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
                     "--model", "fake:33?latency=0.1", "--workers", "2"),
         env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        # A shell without job control starts background jobs with SIGINT ignored, and Python
+        # keeps an ignored SIGINT ignored; give the child the terminal's default back.
+        preexec_fn=_default_sigint,
     )  # fmt: skip
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _labels_written(out: Path) -> int:

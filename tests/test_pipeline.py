@@ -568,6 +568,16 @@ def test_decoding_runs_a_bounded_distance_ahead_of_the_model(
 
 
 def test_interrupt_finishes_writes_and_leaves_a_valid_manifest(tmp_path: Path) -> None:
+    # pytest may run with SIGINT ignored (a background job of a shell without job control):
+    # restore Python's own handler so the simulated Ctrl-C arrives as a KeyboardInterrupt.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupt_scenario(tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_scenario(tmp_path: Path) -> None:
     truths = {f"f{i}": write_scene(tmp_path / "in" / f"f{i}.png", seed=i) for i in range(8)}
     before = tree_digest(tmp_path / "in")
     segmenter = Segmenter(FlakyBackend(interrupt_on_call=4))

@@ -461,6 +461,26 @@ def overlay(image: ImageArray, mask: ImageArray, alpha: float = 0.6) -> ImageArr
     return result
 
 
+def bilinear_axis(
+    n_in: int, n_out: int
+) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float32]]:
+    """Source indices and weights of a bilinear resize along one axis (half-pixel centres).
+
+    Returns ``(low, high, weight)``: output ``i`` is ``(1 - weight[i]) * in[low[i]] +
+    weight[i] * in[high[i]]``, edges clamped. Shared by :func:`resize_scores` and the banded
+    resize in :mod:`camvidseg.tiling`, which must agree bit for bit.
+
+    Example:
+        >>> [a.tolist() for a in bilinear_axis(2, 4)]
+        [[0, 0, 0, 1], [1, 1, 1, 1], [0.0, 0.25, 0.75, 0.0]]
+    """
+    centres = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    centres = np.clip(centres, 0, n_in - 1)
+    low = np.floor(centres).astype(np.intp)
+    high = np.minimum(low + 1, n_in - 1)
+    return low, high, (centres - low).astype(np.float32)
+
+
 def resize_scores(scores: Scores, size: tuple[int, int]) -> Scores:
     """Bilinear resize of ``(H, W, C)`` scores to ``size = (height, width)``.
 
@@ -478,17 +498,8 @@ def resize_scores(scores: Scores, size: tuple[int, int]) -> Scores:
     if (height, width) == scores.shape[:2]:
         return scores
 
-    def axis(
-        n_in: int, n_out: int
-    ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float32]]:
-        centres = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
-        centres = np.clip(centres, 0, n_in - 1)
-        low = np.floor(centres).astype(np.intp)
-        high = np.minimum(low + 1, n_in - 1)
-        return low, high, (centres - low).astype(np.float32)
-
-    y0, y1, wy = axis(scores.shape[0], height)
-    x0, x1, wx = axis(scores.shape[1], width)
+    y0, y1, wy = bilinear_axis(scores.shape[0], height)
+    x0, x1, wx = bilinear_axis(scores.shape[1], width)
     rows = scores[y0] * (1 - wy)[:, None, None] + scores[y1] * wy[:, None, None]
     out = rows[:, x0] * (1 - wx)[None, :, None] + rows[:, x1] * wx[None, :, None]
     return out.astype(np.float32, copy=False)

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from camvidseg._types import Scores
 from camvidseg.exceptions import BackendError, ConfigError
+from camvidseg.postprocess import bilinear_axis
 
 __all__ = ["Tile", "TileGrid", "axis_weights", "resize_score_rows", "tile_spans"]
 
@@ -192,17 +193,6 @@ class TileGrid:
         return weights
 
 
-def _resize_axis(
-    n_in: int, n_out: int
-) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float32]]:
-    # Must match camvidseg.postprocess.resize_scores exactly (the tests compare them).
-    centres = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
-    centres = np.clip(centres, 0, n_in - 1)
-    low = np.floor(centres).astype(np.intp)
-    high = np.minimum(low + 1, n_in - 1)
-    return low, high, (centres - low).astype(np.float32)
-
-
 def resize_score_rows(scores: Scores, size: tuple[int, int], start: int, stop: int) -> Scores:
     """Rows ``start:stop`` of :func:`camvidseg.postprocess.resize_scores` ``(scores, size)``.
 
@@ -230,8 +220,8 @@ def resize_score_rows(scores: Scores, size: tuple[int, int], start: int, stop: i
         raise ValueError(f"rows {start}:{stop} are not inside 0:{height}")
     if (height, width) == scores.shape[:2]:
         return scores[start:stop]
-    y0, y1, wy = _resize_axis(scores.shape[0], height)
-    x0, x1, wx = _resize_axis(scores.shape[1], width)
+    y0, y1, wy = bilinear_axis(scores.shape[0], height)
+    x0, x1, wx = bilinear_axis(scores.shape[1], width)
     y0, y1, wy = y0[start:stop], y1[start:stop], wy[start:stop]
     rows = scores[y0] * (1 - wy)[:, None, None] + scores[y1] * wy[:, None, None]
     out = rows[:, x0] * (1 - wx)[None, :, None] + rows[:, x1] * wx[None, :, None]
