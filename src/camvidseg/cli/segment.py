@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import sys
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -394,29 +395,36 @@ def _evaluation_hooks(
     evaluator: StreamingEvaluator | None, progress: _Progress, out: Path
 ) -> dict[str, Any]:
     """``run_pipeline`` callbacks: progress, and with ``--gt`` scoring each segmentation as it
-    is made (inputs kept from an earlier run are scored from their label files)."""
+    is made. Inputs kept from an earlier run are scored from their label files whenever the
+    manifest is written (in the main thread: ``on_entry`` runs under the pipeline's lock)."""
     if evaluator is None:
         return {"on_entry": progress}
+    kept: deque[ManifestEntry] = deque()
 
     def on_entry(entry: ManifestEntry) -> None:
         progress(entry)
-        if entry.status != "skipped":
-            return
-        labels = entry.outputs.get("labels")
-        if labels is None:
-            evaluator.skip(
-                entry.input,
-                "not scored: its outputs were already present and hold no labels (add labels "
-                "to --outputs, or pass --overwrite)",
-            )
-        else:
-            evaluator.add_file(entry.input, out / labels)
+        if entry.status == "skipped":
+            kept.append(entry)
 
     def on_segmentation(file: InputFile, seg: Segmentation) -> None:
         evaluator.add(file.path, seg.labels, seg.palette)
 
+    def manifest_extra() -> dict[str, Any]:
+        while kept:
+            entry = kept.popleft()
+            labels = entry.outputs.get("labels")
+            if labels is None:
+                evaluator.skip(
+                    entry.input,
+                    "not scored: its outputs were already present and hold no labels (add "
+                    "labels to --outputs, or pass --overwrite)",
+                )
+            else:
+                evaluator.add_file(entry.input, out / labels)
+        return {"evaluation": evaluator.result().to_dict()}
+
     return {
         "on_entry": on_entry,
         "on_segmentation": on_segmentation,
-        "manifest_extra": lambda: {"evaluation": evaluator.result().to_dict()},
+        "manifest_extra": manifest_extra,
     }
