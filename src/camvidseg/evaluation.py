@@ -23,7 +23,6 @@ from tqdm import tqdm
 from camvidseg.exceptions import (
     ConfigError,
     InvalidImageError,
-    InvalidLabelError,
     UnknownColorError,
 )
 from camvidseg.groundtruth import (
@@ -36,11 +35,13 @@ from camvidseg.groundtruth import (
     index_ground_truth,
     list_files,
     pair_by_stem,
+    problem_kind,
+    read_ground_truth,
     read_label_file,
     to_label_set,
 )
 from camvidseg.imageio import atomic_write, open_image
-from camvidseg.metrics import ConfusionMatrix, EvaluationProblem, EvaluationResult, ProblemKind
+from camvidseg.metrics import ConfusionMatrix, EvaluationProblem, EvaluationResult
 from camvidseg.palette import CamVidPalette
 
 if TYPE_CHECKING:
@@ -75,14 +76,6 @@ def _check_folder(path: Path, what: str) -> None:
         raise ConfigError(f"{what} {path}: not a folder")
 
 
-def _problem_kind(exc: InvalidImageError | UnknownColorError) -> ProblemKind:
-    if isinstance(exc, UnknownColorError):
-        return "unknown_colors"
-    if isinstance(exc, InvalidLabelError):
-        return "invalid_labels"
-    return "unreadable"
-
-
 def resolve_prediction_folder(folder: str | os.PathLike[str]) -> Path:
     """The folder holding label maps: ``folder/labels`` when ``folder`` is the output folder of
     ``camvidseg segment`` (it holds ``manifest.json`` and ``labels/``), else ``folder``."""
@@ -101,25 +94,6 @@ def _no_pairs(sources: list[Path], gt_files: list[Path], source_dir: Path, gt_di
         f"({len(sources)} files{example(sources)}; {len(gt_files)} ground-truth files"
         f"{example(gt_files)}); files pair by name: 'x.png' with 'x_L.png' or 'x.png'"
     )
-
-
-def _read_pair(
-    pair: FilePair,
-    target: CamVidPalette,
-    *,
-    gt_format: LabelFormat,
-    unknown: UnknownColors,
-    grouping: str,
-) -> LabelFile:
-    """Read the ground truth of ``pair``, grouped to ``target``."""
-    truth = read_label_file(pair.ground_truth, label_format=gt_format, unknown=unknown)
-    if truth.palette.names != target.names and truth.palette.name == "camvid11":
-        raise ConfigError(
-            f"ground truth {pair.ground_truth} holds CamVid-11 ids (SegNet layout); "
-            "evaluate with --classes 11 (classes=11)"
-        )
-    labels = to_label_set(truth.labels, truth.palette, target, grouping)
-    return LabelFile(labels, target, truth.path, truth.format)
 
 
 def evaluate_folders(
@@ -175,16 +149,20 @@ def evaluate_folders(
     matrix = ConfusionMatrix(target)
     for pair in tqdm(pairs, desc="evaluating", unit="image", disable=not progress, leave=False):
         try:
-            truth = _read_pair(
-                pair, target, gt_format=gt_format, unknown=unknown, grouping=grouping
+            truth = read_ground_truth(
+                pair.ground_truth,
+                target,
+                label_format=gt_format,
+                unknown=unknown,
+                grouping=grouping,
             )
         except (InvalidImageError, UnknownColorError) as exc:
-            problems.append(EvaluationProblem(_problem_kind(exc), str(pair.ground_truth), str(exc)))
+            problems.append(EvaluationProblem(problem_kind(exc), str(pair.ground_truth), str(exc)))
             continue
         try:
             predicted = read_label_file(pair.source, index_palette=fallback)
         except (InvalidImageError, UnknownColorError) as exc:
-            problems.append(EvaluationProblem(_problem_kind(exc), str(pair.source), str(exc)))
+            problems.append(EvaluationProblem(problem_kind(exc), str(pair.source), str(exc)))
             continue
         if predicted.palette.names != target.names and predicted.palette.name == "camvid11":
             raise ConfigError(
@@ -290,12 +268,16 @@ def evaluate_segmenter(
     def ready() -> Iterator[tuple[FilePair, ImageArray, LabelFile]]:
         for pair in tqdm(pairs, desc="segmenting", unit="image", disable=not progress):
             try:
-                truth = _read_pair(
-                    pair, target, gt_format=gt_format, unknown=unknown, grouping=grouping
+                truth = read_ground_truth(
+                    pair.ground_truth,
+                    target,
+                    label_format=gt_format,
+                    unknown=unknown,
+                    grouping=grouping,
                 )
                 image = open_image(pair.source).array
             except (InvalidImageError, UnknownColorError) as exc:
-                problems.append(EvaluationProblem(_problem_kind(exc), str(pair.source), str(exc)))
+                problems.append(EvaluationProblem(problem_kind(exc), str(pair.source), str(exc)))
                 continue
             if image.shape[:2] != truth.labels.shape:
                 problems.append(_size_mismatch(pair, image.shape[:2], truth.labels.shape))
@@ -393,10 +375,10 @@ class StreamingEvaluator:
                 self._truth(FilePair(ground_truth_key(first), first, first))
 
     def _truth(self, pair: FilePair) -> LabelFile:
-        return _read_pair(
-            pair,
+        return read_ground_truth(
+            pair.ground_truth,
             self.palette,
-            gt_format=self.gt_format,
+            label_format=self.gt_format,
             unknown=self.unknown,
             grouping=self.grouping,
         )
@@ -423,7 +405,7 @@ class StreamingEvaluator:
         try:
             truth = self._truth(pair)
         except (InvalidImageError, UnknownColorError) as exc:
-            self._problem(EvaluationProblem(_problem_kind(exc), str(truth_path), str(exc)))
+            self._problem(EvaluationProblem(problem_kind(exc), str(truth_path), str(exc)))
             return
         if labels.shape != truth.labels.shape:
             self._problem(_size_mismatch(pair, labels.shape, truth.labels.shape))
@@ -438,7 +420,7 @@ class StreamingEvaluator:
         try:
             predicted = read_label_file(labels_file, index_palette=self.palette)
         except (InvalidImageError, UnknownColorError) as exc:
-            self._problem(EvaluationProblem(_problem_kind(exc), str(labels_file), str(exc)))
+            self._problem(EvaluationProblem(problem_kind(exc), str(labels_file), str(exc)))
             return
         self.add(source, predicted.labels, predicted.palette)
 

@@ -33,6 +33,7 @@ from PIL import Image, UnidentifiedImageError
 
 from camvidseg._types import UNLABELLED, LabelMap
 from camvidseg.exceptions import (
+    CamVidSegError,
     ConfigError,
     InvalidImageError,
     InvalidLabelError,
@@ -40,7 +41,7 @@ from camvidseg.exceptions import (
     UnknownColorError,
 )
 from camvidseg.imageio import pil_to_rgb_array
-from camvidseg.metrics import EvaluationProblem
+from camvidseg.metrics import EvaluationProblem, ProblemKind
 from camvidseg.palette import CamVidPalette, get_grouping
 
 __all__ = [
@@ -54,6 +55,8 @@ __all__ = [
     "index_ground_truth",
     "list_files",
     "pair_by_stem",
+    "problem_kind",
+    "read_ground_truth",
     "read_label_file",
     "to_label_set",
 ]
@@ -264,6 +267,72 @@ def to_label_set(
             f"{group.source.name} to {group.target.name}"
         )
     return group.remap(labels)
+
+
+def read_ground_truth(
+    path: str | os.PathLike[str],
+    target: CamVidPalette,
+    *,
+    label_format: LabelFormat = "auto",
+    unknown: UnknownColors = "error",
+    grouping: str = "merge",
+    command: str = "evaluate",
+) -> LabelFile:
+    """Read a ground-truth file and express it in the label set ``target``.
+
+    Args:
+        path: The ground-truth file.
+        target: The label set wanted (CamVid-32 or CamVid-11).
+        label_format: As in :func:`read_label_file`.
+        unknown: As in :func:`read_label_file`.
+        grouping: As in :func:`to_label_set`.
+        command: The command named in the error raised for CamVid-11 ground truth read as
+            CamVid-32 (``"evaluate"``, ``"tune"``).
+
+    Returns:
+        ``(H, W)`` uint8 ids of ``target`` (or 255), with ``target`` as palette and the file's
+        path and format.
+
+    Raises:
+        ConfigError: the file holds CamVid-11 ids and ``target`` is not CamVid-11.
+        InvalidImageError, UnknownColorError, InvalidLabelError: as :func:`read_label_file`.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "x.png"
+        >>> Image.fromarray(np.array([[3, 11]], np.uint8), "L").save(path, format="PNG")
+        >>> read_ground_truth(path, CamVidPalette.camvid11()).labels.tolist()
+        [[3, 11]]
+        >>> try:
+        ...     read_ground_truth(path, CamVidPalette.camvid32(), command="tune")
+        ... except ConfigError as exc:
+        ...     print(str(exc).split("; ")[1])
+        tune with --classes 11 (classes=11)
+    """
+    truth = read_label_file(path, label_format=label_format, unknown=unknown)
+    if truth.palette.names != target.names and truth.palette.name == "camvid11":
+        raise ConfigError(
+            f"ground truth {path} holds CamVid-11 ids (SegNet layout); "
+            f"{command} with --classes 11 (classes=11)"
+        )
+    labels = to_label_set(truth.labels, truth.palette, target, grouping)
+    return LabelFile(labels, target, truth.path, truth.format)
+
+
+def problem_kind(exc: CamVidSegError) -> ProblemKind:
+    """The :class:`~camvidseg.metrics.EvaluationProblem` kind of an error reading a file.
+
+    Example:
+        >>> problem_kind(UnknownColorError("x.png: unknown colours"))
+        'unknown_colors'
+        >>> problem_kind(InvalidImageError("x.png: no such file"))
+        'unreadable'
+    """
+    if isinstance(exc, UnknownColorError):
+        return "unknown_colors"
+    if isinstance(exc, InvalidLabelError):
+        return "invalid_labels"
+    return "unreadable"
 
 
 def list_files(folder: str | os.PathLike[str], suffixes: Iterable[str]) -> list[Path]:

@@ -63,7 +63,6 @@ from camvidseg.cleanup import (
 from camvidseg.config import SegmentConfig
 from camvidseg.evaluation import IMAGE_SUFFIXES
 from camvidseg.exceptions import (
-    CamVidSegError,
     ConfigError,
     InvalidImageError,
     InvalidLabelError,
@@ -76,7 +75,8 @@ from camvidseg.groundtruth import (
     UnknownColors,
     list_files,
     pair_by_stem,
-    read_label_file,
+    problem_kind,
+    read_ground_truth,
     to_label_set,
 )
 from camvidseg.imageio import open_image
@@ -916,30 +916,6 @@ class _Entry:
     shape: tuple[int, int]
 
 
-def _problem_kind(exc: CamVidSegError) -> Literal["unknown_colors", "invalid_labels", "unreadable"]:
-    if isinstance(exc, UnknownColorError):
-        return "unknown_colors"
-    if isinstance(exc, InvalidLabelError):
-        return "invalid_labels"
-    return "unreadable"
-
-
-def _read_truth(
-    pair: FilePair,
-    palette: CamVidPalette,
-    grouping: str,
-    gt_format: LabelFormat,
-    unknown: UnknownColors,
-) -> LabelMap:
-    truth = read_label_file(pair.ground_truth, label_format=gt_format, unknown=unknown)
-    if truth.palette.names != palette.names and truth.palette.name == "camvid11":
-        raise ConfigError(
-            f"ground truth {pair.ground_truth} holds CamVid-11 ids (SegNet layout); "
-            "tune with --classes 11 (classes=11)"
-        )
-    return to_label_set(truth.labels, truth.palette, palette, grouping)
-
-
 def _image_files(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
     if isinstance(images, (str, os.PathLike)):
         root = Path(images)
@@ -1083,7 +1059,14 @@ def _evaluate(
     source = CamVidPalette.camvid32()
     counts: dict[tuple[TTAConfig | None, CleanupConfig], NDArray[np.int64]] = {}
     for entry in tqdm(entries, desc="searching", unit="image", disable=not progress, leave=False):
-        truth = _read_truth(entry.pair, palette, grouping, gt_format, unknown)
+        truth = read_ground_truth(
+            entry.pair.ground_truth,
+            palette,
+            label_format=gt_format,
+            unknown=unknown,
+            grouping=grouping,
+            command="tune",
+        ).labels
         views: dict[View, ViewPrediction] = {}
         for tta, cleanups in candidates.items():
             for view in _views_of(tta):
@@ -1250,11 +1233,18 @@ def _entries(
     entries = []
     for pair in pairs:
         try:
-            truth = _read_truth(pair, base.palette, base.grouping, gt_format, unknown)
+            truth = read_ground_truth(
+                pair.ground_truth,
+                base.palette,
+                label_format=gt_format,
+                unknown=unknown,
+                grouping=base.grouping,
+                command="tune",
+            ).labels
             height, width = open_image(pair.source).array.shape[:2]
             image_hash = hash_file(pair.source)
         except (InvalidImageError, UnknownColorError) as exc:
-            problems.append(EvaluationProblem(_problem_kind(exc), str(pair.source), str(exc)))
+            problems.append(EvaluationProblem(problem_kind(exc), str(pair.source), str(exc)))
             continue
         except OSError as exc:
             problems.append(
