@@ -41,12 +41,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         help="tfhub.dev URL, Kaggle Models handle, or local SavedModel folder "
         "(default: $CAMVIDSEG_MODEL or %(default)s)",
     )
-    group.add_argument(
-        "--cache-dir",
-        metavar="DIR",
-        default=None,
-        help="TF Hub cache folder (default: $TFHUB_CACHE_DIR, else $TMPDIR/tfhub_modules)",
-    )
+    add_cache_dir(group)
     group.add_argument(
         "--timeout",
         type=float,
@@ -73,14 +68,52 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def positive_int(text: str) -> int:
+def add_cache_dir(parser: argparse._ActionsContainer) -> None:
+    """Add ``--cache-dir`` (the TF Hub cache folder) to a parser or argument group."""
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        default=None,
+        help="TF Hub cache folder (default: $TFHUB_CACHE_DIR, else $TMPDIR/tfhub_modules)",
+    )
+
+
+#: ``--unknown-colors`` help of ``add_ground_truth_options`` unless a command words it otherwise.
+UNKNOWN_COLORS_HELP = "RGB ground-truth colours not in CamVid-32: report the file, or treat as Void"
+
+
+def add_ground_truth_options(
+    parser: argparse._ActionsContainer,
+    *,
+    format_help: str,
+    unknown_help: str = UNKNOWN_COLORS_HELP,
+) -> None:
+    """Add ``--gt-format`` and ``--unknown-colors`` (how ground-truth files are read) to a parser
+    or argument group; each command words the help for its own use."""
+    parser.add_argument(
+        "--gt-format", choices=("auto", "rgb", "index"), default="auto", help=format_help
+    )
+    parser.add_argument(
+        "--unknown-colors", choices=("error", "void"), default="error", help=unknown_help
+    )
+
+
+def _int_at_least(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0)
 
 
 def unit_float(text: str) -> float:

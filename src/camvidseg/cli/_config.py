@@ -12,7 +12,7 @@ import copy
 import os
 from typing import TYPE_CHECKING, Any
 
-from camvidseg.cli._common import DEFAULT_MODEL, load_segmenter, unit_float
+from camvidseg.cli._common import DEFAULT_MODEL, load_segmenter, non_negative_int, unit_float
 
 if TYPE_CHECKING:
     from camvidseg.config import SegmentConfig
@@ -31,16 +31,6 @@ __all__ = [
 
 #: Options of ``add_model_options`` whose built-in default is applied after the config file.
 _DEFERRED = ("model", "classes", "max_side")
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
 
 
 def scale_list(text: str) -> tuple[float, ...]:

@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from camvidseg.cli._common import EXIT_OK, EXIT_SOME_FAILED, add_verbosity
+from camvidseg.cli._common import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    UNKNOWN_COLORS_HELP,
+    add_ground_truth_options,
+    add_verbosity,
+)
 
 _EXAMPLES = """examples:
   camvidseg evaluate out/labels CamVid/LabeledApproved_full
@@ -51,19 +57,11 @@ def register(subparsers: Any) -> None:
         help="evaluate in CamVid-32 or in the 11 SegNet classes (32-class labels are grouped; "
         "default: 32)",
     )
-    parser.add_argument(
-        "--gt-format",
-        choices=("auto", "rgb", "index"),
-        default="auto",
-        help="ground truth as RGB colours (*_L.png) or ids (SegNet *annot/); auto looks at each "
-        "image's mode (default: auto)",
-    )
-    parser.add_argument(
-        "--unknown-colors",
-        choices=("error", "void"),
-        default="error",
-        help="RGB ground-truth colours not in CamVid-32: report the file, or treat as Void "
-        "(default: error)",
+    add_ground_truth_options(
+        parser,
+        format_help="ground truth as RGB colours (*_L.png) or ids (SegNet *annot/); auto looks "
+        "at each image's mode (default: auto)",
+        unknown_help=f"{UNKNOWN_COLORS_HELP} (default: error)",
     )
     parser.add_argument(
         "--pred-classes",

@@ -13,6 +13,7 @@ from camvidseg.cli._common import (
     EXIT_OK,
     EXIT_SOME_FAILED,
     EXIT_USAGE,
+    add_cache_dir,
     add_verbosity,
 )
 
@@ -47,12 +48,7 @@ def _default_handle() -> str:
 
 
 def _add_common(parser: argparse.ArgumentParser, *, timeout: bool = True) -> None:
-    parser.add_argument(
-        "--cache-dir",
-        metavar="DIR",
-        default=None,
-        help="TF Hub cache folder (default: $TFHUB_CACHE_DIR, else $TMPDIR/tfhub_modules)",
-    )
+    add_cache_dir(parser)
     if timeout:
         parser.add_argument(
             "--timeout",

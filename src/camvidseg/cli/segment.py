@@ -21,9 +21,11 @@ from camvidseg.cli._common import (
     EXIT_SOME_FAILED,
     EXIT_USAGE,
     FAKE_MODEL_PREFIX,
+    add_ground_truth_options,
     add_model_options,
     add_verbosity,
     load_segmenter,
+    non_negative_int,
     positive_int,
     report_error,
     unit_float,
@@ -82,16 +84,6 @@ def output_kinds(text: str) -> tuple[str, ...]:
             f"expected a comma-separated list of {','.join(_OUTPUT_KINDS)} (got {text!r})"
         )
     return kinds
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
 
 
 def register(subparsers: Any) -> None:
@@ -189,17 +181,8 @@ def register(subparsers: Any) -> None:
         help="ground-truth labels (*_L.png colour labels or SegNet index PNGs, paired by name): "
         "print mIoU, accuracy and per-class IoU and add them to the manifest",
     )
-    evaluation.add_argument(
-        "--gt-format",
-        choices=("auto", "rgb", "index"),
-        default="auto",
-        help="ground truth as RGB colours or ids (default: auto)",
-    )
-    evaluation.add_argument(
-        "--unknown-colors",
-        choices=("error", "void"),
-        default="error",
-        help="RGB ground-truth colours not in CamVid-32: report the file, or treat as Void",
+    add_ground_truth_options(
+        evaluation, format_help="ground truth as RGB colours or ids (default: auto)"
     )
     add_verbosity(parser)
     parser.set_defaults(run=run)

@@ -13,6 +13,7 @@ from camvidseg.cli._common import (
     EXIT_OK,
     EXIT_SOME_FAILED,
     FAKE_MODEL_PREFIX,
+    add_ground_truth_options,
     add_model_options,
     add_verbosity,
     positive_int,
@@ -108,17 +109,9 @@ def register(subparsers: Any) -> None:
         help="classes cached per pixel and view (3); TTA averages over them, so 32 makes TTA "
         "scores exact at a larger cache",
     )
-    parser.add_argument(
-        "--gt-format",
-        choices=("auto", "rgb", "index"),
-        default="auto",
-        help="ground truth as RGB colours (*_L.png) or ids (SegNet *annot/) (default: auto)",
-    )
-    parser.add_argument(
-        "--unknown-colors",
-        choices=("error", "void"),
-        default="error",
-        help="RGB ground-truth colours not in CamVid-32: report the file, or treat as Void",
+    add_ground_truth_options(
+        parser,
+        format_help="ground truth as RGB colours (*_L.png) or ids (SegNet *annot/) (default: auto)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     add_model_options(parser)
