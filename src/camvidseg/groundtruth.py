@@ -351,6 +351,14 @@ def list_files(folder: str | os.PathLike[str], suffixes: Iterable[str]) -> list[
     )
 
 
+def _group_by_key(files: Iterable[Path]) -> dict[str, list[Path]]:
+    """``files`` grouped by :func:`ground_truth_key`, in their order within each key."""
+    by_key: dict[str, list[Path]] = {}
+    for path in files:
+        by_key.setdefault(ground_truth_key(path), []).append(path)
+    return by_key
+
+
 def _rank(path: Path) -> tuple[int, int]:
     """Lower is preferred: ``*_L`` colour labels, then files under a ``*annot`` folder."""
     return (
@@ -366,9 +374,7 @@ def index_ground_truth(files: Iterable[Path]) -> tuple[dict[str, Path], list[Eva
     photo of the original release) and a file under a ``*annot`` folder wins over one elsewhere
     (the image of the SegNet release); a remaining tie is reported as ``"ambiguous"``.
     """
-    by_key: dict[str, list[Path]] = {}
-    for path in files:
-        by_key.setdefault(ground_truth_key(path), []).append(path)
+    by_key = _group_by_key(files)
     chosen: dict[str, Path] = {}
     problems: list[EvaluationProblem] = []
     for key, paths in sorted(by_key.items()):
@@ -419,9 +425,7 @@ def pair_by_stem(
     """
     gt_index, problems = index_ground_truth(ground_truth)
     ambiguous_keys = {ground_truth_key(p.path) for p in problems}
-    by_key: dict[str, list[Path]] = {}
-    for path in sources:
-        by_key.setdefault(ground_truth_key(path), []).append(path)
+    by_key = _group_by_key(sources)
     pairs: list[FilePair] = []
     for key, paths in sorted(by_key.items()):
         if len(paths) > 1:
