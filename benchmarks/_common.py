@@ -17,13 +17,23 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
 
 Row = dict[str, Any]
+
+
+class MinimumRow(TypedDict):
+    """A row of the scripts that print their own verdicts (cleanup, metrics, tiling): ``target``
+    is the minimum a ratio should reach (``None``: information)."""
+
+    name: str
+    value: float
+    target: float | None
+
 
 #: 960x720, the original CamVid frame size.
 FRAME_HEIGHT, FRAME_WIDTH = 720, 960
@@ -187,3 +197,12 @@ def format_value(r: Row) -> str:
     else:
         text = str(value)
     return f"{text} {unit}".strip()
+
+
+def print_minimum_rows(rows: Sequence[MinimumRow]) -> None:
+    """Print :class:`MinimumRow` rows, each with its target and ``ok`` or ``BELOW``."""
+    for r in rows:
+        target = r["target"]
+        verdict = "" if target is None else ("  ok" if r["value"] >= target else "  BELOW")
+        shown = "" if target is None else f"  (target >= {target})"
+        print(f"  {r['name']:<56} {r['value']!s:>8}{shown}{verdict}")

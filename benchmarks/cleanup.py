@@ -12,9 +12,11 @@ printed. Target: camvidseg >= 20x faster.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypedDict
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,16 +33,15 @@ from camvidseg.cleanup import (
 from camvidseg.palette import CamVidPalette
 from camvidseg.testing import street_scene
 
+# Run as `python benchmarks/cleanup.py`, sys.path[0] is benchmarks/: make the package importable.
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import MinimumRow as Row
+from benchmarks._common import print_minimum_rows
+
 Labels = NDArray[np.uint8]
 TARGET = 20.0
-
-
-class Row(TypedDict):
-    """One measurement: ``target`` is the minimum a ratio should reach (``None``: information)."""
-
-    name: str
-    value: float
-    target: float | None
 
 
 FILL = 255
@@ -254,11 +255,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
                 "target": TARGET,
             }
         )
-    for row in rows:
-        target = row["target"]
-        verdict = "" if target is None else ("  ok" if row["value"] >= target else "  BELOW")
-        shown = "" if target is None else f"  (target >= {target})"
-        print(f"  {row['name']:<56} {row['value']!s:>8}{shown}{verdict}")
+    print_minimum_rows(rows)
     return rows
 
 

@@ -16,9 +16,10 @@ reference time / camvidseg time on this machine; :func:`main` returns them as ro
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TypedDict
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,13 +28,12 @@ from camvidseg.metrics import ConfusionMatrix
 from camvidseg.palette import CamVidPalette
 from camvidseg.testing import street_scene
 
+# Run as `python benchmarks/metrics.py`, sys.path[0] is benchmarks/: make the package importable.
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-class Row(TypedDict):
-    """One measurement: ``target`` is the minimum a ratio should reach (``None``: information)."""
-
-    name: str
-    value: float
-    target: float | None
+from benchmarks._common import MinimumRow as Row
+from benchmarks._common import print_minimum_rows
 
 
 def per_class_confusion(
@@ -164,11 +164,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         },
     ]
     print(f"metrics benchmarks on a {width}x{height} image, best of {args.repeats}")
-    for row in rows:
-        target = row["target"]
-        verdict = "" if target is None else ("  ok" if row["value"] >= target else "  BELOW")
-        shown = "" if target is None else f"  (target >= {target})"
-        print(f"  {row['name']:<56} {row['value']!s:>8}{shown}{verdict}")
+    print_minimum_rows(rows)
     return rows
 
 

@@ -14,10 +14,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import tracemalloc
 from collections.abc import Sequence
-from typing import Any, TypedDict
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,16 +28,15 @@ from camvidseg import Segmenter
 from camvidseg.testing import NearestColorBackend, street_scene
 from camvidseg.tiling import TileGrid
 
+# Run as `python benchmarks/tiling.py`, sys.path[0] is benchmarks/: make the package importable.
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import MinimumRow as Row
+from benchmarks._common import print_minimum_rows
+
 GB = 1e9
 MEMORY_TARGET_GB = 2.0
-
-
-class Row(TypedDict):
-    """One measurement: ``target`` is the minimum a ratio should reach (``None``: information)."""
-
-    name: str
-    value: float
-    target: float | None
 
 
 def big_scene(side: int = 8000, block: int = 2000) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
@@ -116,11 +117,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         {"name": "tiling_512_64_time_over_untiled", "value": round(overhead, 2), "target": None},
         {"name": "tiling_512_64_tile_area_over_image", "value": round(covered, 2), "target": None},
     ]
-    for row in rows:
-        target = row["target"]
-        verdict = "" if target is None else ("  ok" if row["value"] >= target else "  BELOW")
-        shown = "" if target is None else f"  (target >= {target})"
-        print(f"  {row['name']:<56} {row['value']!s:>8}{shown}{verdict}")
+    print_minimum_rows(rows)
     return rows
 
 
