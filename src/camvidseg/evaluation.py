@@ -53,6 +53,7 @@ __all__ = [
     "StreamingEvaluator",
     "evaluate_folders",
     "evaluate_segmenter",
+    "list_image_files",
     "resolve_prediction_folder",
     "write_report",
 ]
@@ -191,7 +192,25 @@ def _size_mismatch(
     )
 
 
-def _image_files(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
+def list_image_files(
+    images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+) -> list[Path]:
+    """The image files ``images`` names: a folder's files with an :data:`IMAGE_SUFFIXES` suffix
+    (recursively, sorted, hidden ones skipped), a single file, or the given files as they are.
+
+    Raises:
+        ConfigError: ``images`` is one path and it does not exist.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for name in ("b.png", "a.jpg", "notes.txt"):
+        ...     _ = (folder / name).write_bytes(b"")
+        >>> [p.name for p in list_image_files(folder)]
+        ['a.jpg', 'b.png']
+        >>> [str(p) for p in list_image_files(["x.png"])]
+        ['x.png']
+    """
     if isinstance(images, (str, os.PathLike)):
         root = Path(images)
         if root.is_dir():
@@ -258,7 +277,7 @@ def evaluate_segmenter(
         raise ConfigError("a CamVid-11 segmenter can only be evaluated with classes=11")
     gt_dir = Path(ground_truth)
     _check_folder(gt_dir, "ground-truth folder")
-    image_files = _image_files(images)
+    image_files = list_image_files(images)
     gt_files = list_files(gt_dir, LABEL_SUFFIXES)
     pairs, problems = pair_by_stem(image_files, gt_files, report_unused_ground_truth=False)
     if not pairs:

@@ -61,7 +61,7 @@ from camvidseg.cleanup import (
     remove_small_regions,
 )
 from camvidseg.config import SegmentConfig
-from camvidseg.evaluation import IMAGE_SUFFIXES
+from camvidseg.evaluation import list_image_files
 from camvidseg.exceptions import (
     ConfigError,
     InvalidImageError,
@@ -916,17 +916,6 @@ class _Entry:
     shape: tuple[int, int]
 
 
-def _image_files(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
-    if isinstance(images, (str, os.PathLike)):
-        root = Path(images)
-        if root.is_dir():
-            return list_files(root, IMAGE_SUFFIXES)
-        if not root.exists():
-            raise ConfigError(f"image folder {root}: no such file or folder")
-        return [root]
-    return [Path(p) for p in images]
-
-
 def _split_files(images: list[Path], truth: list[Path]) -> tuple[list[Path], list[Path]]:
     """Images and ground truth may share a folder: a file in both lists is ground truth when
     named ``*_L`` (CamVid's colour labels), else an image."""
@@ -1162,7 +1151,9 @@ def tune(
     gt_dir = Path(ground_truth)
     if not gt_dir.is_dir():
         raise ConfigError(f"ground-truth folder {gt_dir}: no such folder")
-    image_files, gt_files = _split_files(_image_files(images), list_files(gt_dir, LABEL_SUFFIXES))
+    image_files, gt_files = _split_files(
+        list_image_files(images), list_files(gt_dir, LABEL_SUFFIXES)
+    )
     pairs, problems = pair_by_stem(image_files, gt_files, report_unused_ground_truth=False)
     if not pairs:
         raise ConfigError(
