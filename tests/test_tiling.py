@@ -219,7 +219,7 @@ def test_large_images_are_tiled_automatically(monkeypatch: pytest.MonkeyPatch) -
 def test_a_batch_mixing_tiled_and_whole_images_keeps_its_order() -> None:
     images = [random_image(20, 30, seed=1), random_image(70, 90, seed=2), random_image(9, 9)]
     segmenter = Segmenter(NearestColorBackend(), max_pixels=1000, overlap=8, batch_size=3)
-    assert [segmenter._banded(image) for image in images] == [False, True, False]
+    assert [segmenter.needs_bands(image) for image in images] == [False, True, False]
     plain = Segmenter(NearestColorBackend(), max_pixels=None)
     results = list(segmenter.segment_batch(images))
     assert [r.shape for r in results] == [(20, 30), (70, 90), (9, 9)]
@@ -236,7 +236,7 @@ def test_huge_image_with_max_side_is_finalised_in_bands(monkeypatch: pytest.Monk
     want = plain.segment(image, return_scores=True)
     monkeypatch.setattr(segmenter_module, "_BAND_BYTES", 83 * 33 * 4 * 7)  # 7-row bands
     banded = Segmenter(NearestColorBackend(), max_side=40, max_pixels=1000)
-    assert banded._banded(image)
+    assert banded.needs_bands(image)
     got = banded.segment(image, return_scores=True)
     np.testing.assert_array_equal(got.labels, want.labels)
     # Confidence is a blocked BLAS sum: exact up to CONFIDENCE_RTOL when the blocking differs.

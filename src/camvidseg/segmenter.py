@@ -420,7 +420,10 @@ class Segmenter:
             >>> segmenter.needs_bands(np.zeros((8, 16, 3), np.uint8))
             True
         """
-        return self._banded(image)
+        too_large = (
+            self.max_pixels is not None and image.shape[0] * image.shape[1] > self.max_pixels
+        )
+        return too_large or self._tile_size(image) is not None
 
     def from_scores(
         self,
@@ -462,7 +465,7 @@ class Segmenter:
         self, chunk: list[tuple[ImageArray, Path | None]], return_scores: bool
     ) -> Iterator[Segmentation]:
         arrays = [array for array, _ in chunk]
-        banded = [self._banded(array) for array in arrays]
+        banded = [self.needs_bands(array) for array in arrays]
         fused = (
             self.backend if self.fused_labels and isinstance(self.backend, LabelBackend) else None
         )
@@ -625,13 +628,6 @@ class Segmenter:
         if self.max_pixels is not None and height * width > self.max_pixels:
             return DEFAULT_TILE
         return None
-
-    def _banded(self, image: ImageArray) -> bool:
-        """Whether ``image`` is tiled or so large that its scores are finalised in row bands."""
-        too_large = (
-            self.max_pixels is not None and image.shape[0] * image.shape[1] > self.max_pixels
-        )
-        return too_large or self._tile_size(image) is not None
 
     def _score_bands(self, image: ImageArray) -> Iterator[tuple[int, int, Scores]]:
         """Model-resolution scores of ``image`` (after ``max_side``) as ``(y0, y1, band)``.
