@@ -557,7 +557,9 @@ def _components(values: NDArray[Any], connectivity: int) -> _Components:
     np.not_equal(flat[1:], flat[:-1], out=change[1:])
     change[::width] = True
     starts = np.flatnonzero(change)
-    lengths = np.diff(starts, append=flat.size)
+    lengths = np.empty_like(starts)  # np.diff(starts, append=size) without the concatenation
+    np.subtract(starts[1:], starts[:-1], out=lengths[:-1])
+    lengths[-1] = flat.size - starts[-1]
     run_values = flat[starts]
     # Runs in rows y and y+1 touch iff two of their pixels are neighbours, and every such
     # contact shows at a column where a run of either row starts: check those columns only.
