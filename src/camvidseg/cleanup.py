@@ -499,7 +499,6 @@ class _Components:
         starts: Flat index of each run's first pixel, ascending.
         lengths: Pixels per run.
         values: Value of each run.
-        run_of_pixel: ``(H * W,)`` int32 run index of every pixel.
         root: Per run, the index of the first run of its region (so regions are ordered by
             their first pixel in raster order).
     """
@@ -508,11 +507,12 @@ class _Components:
     starts: NDArray[np.intp]
     lengths: NDArray[np.intp]
     values: NDArray[Any]
-    run_of_pixel: NDArray[np.int32]
     root: NDArray[np.intp]
 
-    def region_of_pixel(self, pixels: NDArray[np.intp]) -> NDArray[np.intp]:
-        return self.root[self.run_of_pixel[pixels]]
+    def region_map(self) -> NDArray[np.int32]:
+        """``(H * W,)`` root run of every pixel (built on demand: labelling does not need it)."""
+        region: NDArray[np.int32] = np.repeat(self.root.astype(np.int32), self.lengths)
+        return region
 
     def region_sizes(self) -> NDArray[np.intp]:
         """Pixels per region, indexed by root run (0 for runs that are not roots)."""
@@ -530,21 +530,22 @@ class _Components:
 
 
 def _union_find(count: int, a: NDArray[np.intp], b: NDArray[np.intp]) -> NDArray[np.intp]:
-    """Root (smallest member) of each of ``count`` nodes joined by edges ``a[i] -- b[i]``."""
+    """Root (smallest member) of each of ``count`` nodes joined by edges ``a[i] < b[i]``."""
     parent = np.arange(count, dtype=np.intp)
+    # First round: every node is its own root and a < b, so hook b under a directly.
+    ra, rb = a, b
     while a.size:
-        ra, rb = parent[a], parent[b]
-        differ = ra != rb
-        a, b, ra, rb = a[differ], b[differ], ra[differ], rb[differ]
-        if not a.size:
-            break
         # Hook the larger root under the smaller; pointers only go down, so no cycles form.
-        np.minimum.at(parent, np.maximum(ra, rb), np.minimum(ra, rb))
+        np.minimum.at(parent, rb, ra)
         while True:
             jumped = parent[parent]
             if np.array_equal(jumped, parent):
                 break
             parent = jumped
+        ra, rb = parent[a], parent[b]
+        differ = ra != rb
+        a, b = a[differ], b[differ]
+        ra, rb = np.minimum(ra[differ], rb[differ]), np.maximum(ra[differ], rb[differ])
     return parent
 
 
@@ -556,31 +557,50 @@ def _components(values: NDArray[Any], connectivity: int) -> _Components:
     np.not_equal(flat[1:], flat[:-1], out=change[1:])
     change[::width] = True
     starts = np.flatnonzero(change)
-    lengths = np.diff(starts, append=flat.size)
+    lengths = np.empty_like(starts)  # np.diff(starts, append=size) without the concatenation
+    np.subtract(starts[1:], starts[:-1], out=lengths[:-1])
+    lengths[-1] = flat.size - starts[-1]
     run_values = flat[starts]
-    run_of_pixel = np.repeat(np.arange(len(starts), dtype=np.int32), lengths)
     # Runs in rows y and y+1 touch iff two of their pixels are neighbours, and every such
     # contact shows at a column where a run of either row starts: check those columns only.
-    below = np.flatnonzero(change[width:] | change[:-width]) + width
-    vertical = below[flat[below] == flat[below - width]]
-    pairs_a, pairs_b = [run_of_pixel[vertical - width]], [run_of_pixel[vertical]]
+    # Those columns, as flat indices in row y+1: merge the (sorted) starts after row 0 with the
+    # starts before the last row moved down a row; a stable sort merges the two sorted halves
+    # in linear time, much cheaper than a scan of the whole image.
+    first_row_runs = int(np.searchsorted(starts, width))
+    below = np.concatenate(
+        [starts[first_row_runs:], starts[: np.searchsorted(starts, flat.size - width)] + width]
+    )
+    below.sort(kind="stable")
+    distinct = np.empty(len(below), dtype=bool)
+    distinct[:1] = True
+    np.not_equal(below[1:], below[:-1], out=distinct[1:])
+    below = below[distinct]
+    above = below - width
+    # The run of pixel p is (run starts <= p) - 1. Every start after row 0 is in `below` and
+    # every start before the last row is in `above`, so running counts over these few columns
+    # give the runs there, without a per-pixel run map.
+    starts_here = change[below]
+    starts_above = change[above]
+    run_here = np.cumsum(starts_here, dtype=np.intp)
+    run_here += first_row_runs - 1
+    run_above = np.cumsum(starts_above, dtype=np.intp)
+    run_above -= 1
+    vertical = flat[below] == flat[above]
+    pairs_a, pairs_b = [run_above[vertical]], [run_here[vertical]]
     if connectivity == 8:
-        inner = below[below % width != 0]
-        falling = inner[flat[inner - width - 1] == flat[inner]]  # (y, x-1) -- (y+1, x)
-        rising = inner[flat[inner - width] == flat[inner - 1]]  # (y, x) -- (y+1, x-1)
-        pairs_a += [run_of_pixel[falling - width - 1], run_of_pixel[rising - width]]
-        pairs_b += [run_of_pixel[falling], run_of_pixel[rising - 1]]
-    a = np.concatenate(pairs_a).astype(np.intp)
-    b = np.concatenate(pairs_b).astype(np.intp)
-    root = _union_find(len(starts), a, b)
-    return _Components((height, width), starts, lengths, run_values, run_of_pixel, root)
-
-
-def _unique_counts(values: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """Sorted distinct values and their counts (a plain sort: faster here than ``np.unique``)."""
-    ordered = np.sort(values)
-    first = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
-    return ordered[first], np.diff(first, append=len(ordered))
+        # The run of p - 1 is p's run, less one where p starts a run (same for p - width - 1).
+        # Skip column 0, which has no left neighbour: every row's first pixel starts a run, so
+        # they are all in `below`, found by a few searches instead of a modulo of every column.
+        inner_mask = np.ones(len(below), dtype=bool)
+        inner_mask[np.searchsorted(below, np.arange(width, flat.size, width))] = False
+        inner = np.flatnonzero(inner_mask)
+        here, up = below[inner], above[inner]
+        falling = inner[flat[up - 1] == flat[here]]  # (y, x-1) -- (y+1, x)
+        rising = inner[flat[up] == flat[here - 1]]  # (y, x) -- (y+1, x-1)
+        pairs_a += [run_above[falling] - starts_above[falling], run_above[rising]]
+        pairs_b += [run_here[falling], run_here[rising] - starts_here[rising]]
+    root = _union_find(len(starts), np.concatenate(pairs_a), np.concatenate(pairs_b))
+    return _Components((height, width), starts, lengths, run_values, root)
 
 
 def _neighbour_offsets(connectivity: int) -> list[tuple[int, int]]:
@@ -589,71 +609,104 @@ def _neighbour_offsets(connectivity: int) -> list[tuple[int, int]]:
     return [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
 
 
-def _boundary_vote(
+def _distinct_pairs(
+    owner: NDArray[np.intp], voter: NDArray[np.intp], size: int
+) -> NDArray[np.intp]:
+    """Indices of one of each distinct ``(owner, voter)`` pair; voters are pixels ``< size``.
+
+    No sort: each round scatters the pending pairs' indices into a per-pixel stamp, so one
+    pending pair per voter pixel is kept as representative, and the pairs equal to their voter's
+    representative are dropped as duplicates. Pairs of the same voter with another owner (a
+    pixel between two regions) go to the next round; there are few.
+    """
+    stamp = np.empty(size, dtype=np.intp)  # only read where this round wrote
+    kept = [np.empty(0, dtype=np.intp)]
+    pending = np.arange(len(voter))
+    while pending.size:
+        pixel = voter[pending]
+        stamp[pixel] = pending
+        representative = stamp[pixel]
+        kept.append(representative[representative == pending])
+        pending = pending[owner[representative] != owner[pending]]
+    return np.concatenate(kept)
+
+
+def _relabel_from_boundary(
+    out: LabelMap,
     labels: LabelMap,
     components: _Components,
-    pixels: NDArray[np.intp],
-    region: NDArray[np.intp],
+    runs: NDArray[np.intp],
     primary: NDArray[np.bool_] | None,
     connectivity: int,
-) -> tuple[NDArray[np.intp], NDArray[np.uint8]]:
-    """Majority label of each region's boundary.
+) -> None:
+    """Give each region of ``runs`` the majority label of its boundary, in ``out``.
 
     Args:
+        out: Written at the pixels of the relabelled regions.
         labels: The label map whose labels vote.
-        components: The regions (``region`` holds root runs of ``components``).
-        pixels: Flat indices of the pixels of the regions to relabel.
-        region: Region (root run) of each of ``pixels``.
+        components: The regions; ``runs`` must hold every run of each region to relabel.
+        runs: Runs of the regions to relabel.
         primary: Per root run, whether its pixels are preferred voters: a region votes with its
             primary boundary pixels if it has any, else with all of them. ``None``: all are.
         connectivity: 4 or 8.
 
-    Returns:
-        ``(regions, winners)``: the regions that have a boundary and their new label.
+    A region with no boundary keeps its labels.
     """
     height, width = components.shape
+    # Regions of one pixel (most specks) first: their boundary pixels are all distinct, so only
+    # the votes after theirs need the duplicate check.
+    alone = components.region_sizes()[components.root[runs]] == 1
+    runs = np.concatenate([runs[alone], runs[~alone]])
+    lone_pixels = int(np.count_nonzero(alone))
+    pixels, owner_run = components.pixels_of(runs)
+    region = components.root[owner_run]
+    # The regions to relabel, numbered 0..count-1, so votes fit a small (region, label) table.
+    targets = np.zeros(len(components.root), dtype=bool)
+    targets[region] = True
+    number = np.cumsum(targets) - 1
+    count = int(number[-1]) + 1
+    # Neighbours of every pixel, (P, K); an offset leaving the image points back at the pixel
+    # itself, which is then dropped with the neighbours of the same region.
     dy, dx = np.array(_neighbour_offsets(connectivity)).T
-    py, px = np.divmod(pixels, width)
-    ny, nx = py[:, None] + dy, px[:, None] + dx
-    inside = (ny >= 0) & (ny < height) & (nx >= 0) & (nx < width)
-    q = (ny * width + nx)[inside]
-    r = np.broadcast_to(region[:, None], inside.shape)[inside]
-    outside = components.region_of_pixel(q) != r
-    voter, owner = q[outside], r[outside]
+    column = pixels % width
+    fits_x = np.stack([column > 0, np.ones(len(pixels), dtype=bool), column < width - 1], axis=1)
+    fits_y = np.stack(
+        [pixels >= width, np.ones(len(pixels), dtype=bool), pixels < (height - 1) * width], axis=1
+    )
+    inside = fits_x[:, dx + 1] & fits_y[:, dy + 1]
+    voter = np.where(inside, pixels[:, None] + (dy * width + dx), pixels[:, None])
+    voter_region = components.region_map()[voter]
+    outside = voter_region != region[:, None]
+    voter, voter_region = voter[outside], voter_region[outside]
+    owner = np.broadcast_to(number[region][:, None], outside.shape)[outside]
     if voter.size == 0:
-        return np.empty(0, np.intp), np.empty(0, np.uint8)
-    # Each boundary pixel votes once per region.
-    pair, _ = _unique_counts(owner * labels.size + voter)
-    owner, voter = pair // labels.size, pair % labels.size  # sorted by owner
-    if primary is not None:
-        is_primary = primary[components.region_of_pixel(voter)]
-        first = np.flatnonzero(np.concatenate([[True], owner[1:] != owner[:-1]]))
-        has_primary = np.logical_or.reduceat(is_primary, first)
-        group = np.repeat(np.arange(len(first)), np.diff(first, append=len(owner)))
-        use = is_primary | ~has_primary[group]
-        owner, voter = owner[use], voter[use]
-    keys, counts = _unique_counts(owner * 256 + labels.reshape(-1)[voter])
-    key_owner, key_label = np.divmod(keys, 256)
-    order = np.lexsort((key_label, -counts, key_owner))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = key_owner[order][1:] != key_owner[order][:-1]
-    chosen = order[first]
-    return key_owner[chosen], key_label[chosen].astype(np.uint8)
-
-
-def _apply_votes(
-    out: LabelMap,
-    pixels: NDArray[np.intp],
-    region: NDArray[np.intp],
-    regions: NDArray[np.intp],
-    winners: NDArray[np.uint8],
-) -> None:
-    if regions.size == 0:
         return
-    slot = np.searchsorted(regions, region)
-    slot_clipped = np.minimum(slot, len(regions) - 1)
-    found = regions[slot_clipped] == region
-    out.reshape(-1)[pixels[found]] = winners[slot_clipped[found]]
+    # Each boundary pixel votes once per region.
+    lone = int(np.count_nonzero(outside[:lone_pixels]))
+    distinct = lone + _distinct_pairs(owner[lone:], voter[lone:], labels.size)
+    distinct = np.concatenate([np.arange(lone), distinct])
+    owner, voter, voter_region = owner[distinct], voter[distinct], voter_region[distinct]
+    # Votes per (region, label) over the labels present among voters, ascending, so that the
+    # first maximum (argmax) is the most voted label with ties to the smallest id.
+    vote = labels.reshape(-1)[voter]
+    present = np.flatnonzero(np.bincount(vote, minlength=256))
+    index_of = np.zeros(256, dtype=np.intp)
+    index_of[present] = np.arange(len(present))
+    key = owner * len(present) + index_of[vote]
+    if primary is not None:
+        # Regions with a primary voter use only those.
+        is_primary = primary[voter_region]
+        has_primary = np.zeros(count, dtype=bool)
+        has_primary[owner[is_primary]] = True
+        key = key[is_primary | ~has_primary[owner]]
+    table = np.bincount(key, minlength=count * len(present)).reshape(count, len(present))
+    winner = present[table.argmax(axis=1)].astype(np.uint8)
+    target = number[region]
+    voted: NDArray[np.bool_] = np.any(table, axis=1)
+    if not voted.all():  # regions without a boundary keep their labels
+        keep = voted[target]
+        pixels, target = pixels[keep], target[keep]
+    out.reshape(-1)[pixels] = winner[target]
 
 
 def label_regions(labels: LabelMap, connectivity: int = 8) -> tuple[NDArray[np.int32], int]:
@@ -729,11 +782,8 @@ def remove_small_regions(
     runs = np.flatnonzero(small_run)
     if runs.size == 0:
         return out
-    pixels, owner_run = components.pixels_of(runs)
-    region = components.root[owner_run]
     stays = ~small_run  # indexed by root run, where small_run of a root is its region's verdict
-    regions, winners = _boundary_vote(labels, components, pixels, region, stays, connectivity)
-    _apply_votes(out, pixels, region, regions, winners)
+    _relabel_from_boundary(out, labels, components, runs, stays, connectivity)
     return out
 
 
@@ -769,10 +819,7 @@ def fill_regions(labels: LabelMap, mask: NDArray[np.bool_], *, connectivity: int
         return out
     components = _components(mask, connectivity)
     runs = np.flatnonzero(components.values)
-    pixels, owner_run = components.pixels_of(runs)
-    region = components.root[owner_run]
-    regions, winners = _boundary_vote(labels, components, pixels, region, None, connectivity)
-    _apply_votes(out, pixels, region, regions, winners)
+    _relabel_from_boundary(out, labels, components, runs, None, connectivity)
     return out
 
 
