@@ -36,3 +36,21 @@ def isolated_tfhub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     cache = tmp_path / "tfhub_cache"
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(cache))
     return cache
+
+
+@pytest.fixture(scope="session")
+def street_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``images/`` (PNG) and ``gt/`` (``*_L.png``, exact ground truth) of four street scenes."""
+    from PIL import Image
+
+    from camvidseg.palette import CamVidPalette
+    from camvidseg.testing import street_scene
+
+    root = tmp_path_factory.mktemp("street_dataset")
+    (root / "images").mkdir()
+    (root / "gt").mkdir()
+    for i in range(4):
+        image, truth = street_scene(72, 96, seed=i)
+        Image.fromarray(image).save(root / "images" / f"f{i}.png")
+        Image.fromarray(CamVidPalette.camvid32().colorize(truth)).save(root / "gt" / f"f{i}_L.png")
+    return root

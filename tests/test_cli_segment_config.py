@@ -29,15 +29,8 @@ DEFAULT_MIOU = pytest.approx(0.8357, abs=5e-5)
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    (root / "images").mkdir()
-    (root / "gt").mkdir()
-    for i in range(4):
-        image, truth = street_scene(72, 96, seed=i)
-        Image.fromarray(image).save(root / "images" / f"f{i}.png")
-        Image.fromarray(C32.colorize(truth)).save(root / "gt" / f"f{i}_L.png")
-    return root
+def data(street_dataset: Path) -> Path:
+    return street_dataset
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from camvidseg import CamVidPalette, CleanupConfig
+from camvidseg import CleanupConfig
 from camvidseg.cli import main
 from camvidseg.cli.tune import default_cache_dir, model_key
 from camvidseg.config import load_config
@@ -16,18 +15,8 @@ from camvidseg.tune import ABSTAIN_NOTE
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``images/`` and ``gt/`` (``*_L.png``) of four street scenes."""
-    from camvidseg.testing import street_scene
-
-    root = tmp_path_factory.mktemp("data")
-    (root / "images").mkdir()
-    (root / "gt").mkdir()
-    for i in range(4):
-        image, truth = street_scene(72, 96, seed=i)
-        Image.fromarray(image).save(root / "images" / f"f{i}.png")
-        Image.fromarray(CamVidPalette.camvid32().colorize(truth)).save(root / "gt" / f"f{i}_L.png")
-    return root
+def data(street_dataset: Path) -> Path:
+    return street_dataset
 
 
 def tune_args(data: Path, cache: Path, *extra: str) -> list[str]:
