@@ -33,6 +33,7 @@ __all__ = [
     "load_label_png",
     "open_image",
     "read_label_png",
+    "resize_image",
     "save_image",
     "save_label_png",
     "to_rgb_array",
@@ -241,6 +242,22 @@ def _unidentified_reason(path: Path) -> str:
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return "a WebP file Pillow cannot decode (damaged, or a variant it lacks)"
     return "not an image Pillow can read"
+
+
+def resize_image(image: ImageArray, size: tuple[int, int]) -> ImageArray:
+    """``image`` resized bilinearly (Pillow) to ``size = (height, width)``; itself if the same.
+
+    The resize the :class:`~camvidseg.Segmenter` uses before the model (``max_side``, TTA
+    scales); pass it as ``resize=`` to :func:`camvidseg.tta.predict_with_tta`.
+
+    Example:
+        >>> resize_image(np.zeros((4, 6, 3), np.uint8), (2, 3)).shape
+        (2, 3, 3)
+    """
+    if size == image.shape[:2]:
+        return image
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    return np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BILINEAR))
 
 
 def load_image(source: ImageLike) -> ImageArray:
