@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
 
 from camvidseg._types import (
     UNLABELLED,
@@ -24,17 +25,24 @@ from camvidseg._types import (
 from camvidseg.backends.base import Backend, LabelBackend, check_scores
 from camvidseg.cleanup import CleanupConfig
 from camvidseg.exceptions import ConfigError, InvalidImageError
-from camvidseg.imageio import read_label_png, save_label_png, to_rgb_array
+from camvidseg.imageio import read_label_png, resize_image, save_label_png, to_rgb_array
 from camvidseg.palette import CamVidPalette, get_grouping
 from camvidseg.postprocess import (
     ChannelLayout,
     labels_and_confidence,
     overlay,
-    resize_scores,
     to_class_scores,
 )
-from camvidseg.tiling import TileGrid, resize_score_rows
-from camvidseg.tta import TTAConfig
+from camvidseg.tiling import (
+    DEFAULT_BAND_BYTES,
+    Band,
+    TileGrid,
+    choose_tile,
+    iter_score_bands,
+    labels_from_bands,
+    stack_bands,
+)
+from camvidseg.tta import TTAConfig, predict_with_tta, view_size
 
 __all__ = ["DEFAULT_HANDLE", "DEFAULT_MAX_PIXELS", "DEFAULT_TILE", "Segmentation", "Segmenter"]
 
@@ -44,7 +52,12 @@ DEFAULT_MAX_PIXELS = 4096 * 4096
 #: Tile side used when tiling starts automatically.
 DEFAULT_TILE = 512
 #: Scores turned into labels at once while finalising a large image band by band.
-_BAND_BYTES = 64 * 2**20
+_BAND_BYTES = DEFAULT_BAND_BYTES
+
+#: What a Segmenter finalises: CamVid-32 labels, confidence, class scores (if asked for).
+_Labelled = tuple[LabelMap, ConfidenceMap, "Scores | None"]
+#: Guards the layout a Segmenter detects (rarely taken: once per Segmenter).
+_DETECT_LOCK = threading.Lock()
 
 log = logging.getLogger("camvidseg")
 
@@ -235,12 +248,86 @@ def _builtin_palette_of(colors: NDArray[np.uint8] | None) -> CamVidPalette | Non
     return None
 
 
-def _resized(image: ImageArray, size: tuple[int, int]) -> ImageArray:
-    """``image`` resized bilinearly (Pillow) to ``size = (height, width)``, if it differs."""
-    if size == image.shape[:2]:
-        return image
-    pil = Image.fromarray(np.ascontiguousarray(image))
-    return np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+def _chunks(
+    images: Iterable[ImageLike], size: int
+) -> Iterator[list[tuple[ImageArray, Path | None]]]:
+    """``images`` as RGB arrays with the path each came from (if any), ``size`` at a time."""
+    chunk: list[tuple[ImageArray, Path | None]] = []
+    for image in images:
+        source = Path(image) if isinstance(image, (str, os.PathLike)) else None
+        chunk.append((to_rgb_array(image), source))
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _model_input(image: ImageArray, multiple: int) -> tuple[NDArray[np.float32], tuple[int, int]]:
+    """``image`` scaled to [0, 1] and edge-padded to a multiple of ``multiple``; its size before."""
+    array = image.astype(np.float32) / np.float32(255.0)
+    multiple = max(1, int(multiple))
+    pad_h, pad_w = -array.shape[0] % multiple, -array.shape[1] % multiple
+    if pad_h or pad_w:
+        array = np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return array, (int(image.shape[0]), int(image.shape[1]))
+
+
+def _batches_by_shape(
+    backend: Backend, images: Sequence[ImageArray]
+) -> Iterator[tuple[list[tuple[int, int, int]], NDArray[np.float32]]]:
+    """Model inputs of ``images`` stacked by shape (one model call each), with the
+    ``(index, height, width)`` of each input in the batch (the size before padding)."""
+    prepared = [_model_input(image, backend.input_multiple) for image in images]
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for index, (array, _) in enumerate(prepared):
+        by_shape.setdefault(array.shape, []).append(index)
+    for indices in by_shape.values():
+        batch = np.stack([prepared[i][0] for i in indices])
+        yield [(i, *prepared[i][1]) for i in indices], batch
+
+
+def _predict_images(
+    backend: Backend, images: Sequence[ImageArray], *, check: Callable[[int], object]
+) -> list[Scores]:
+    """Scores ``(h, w, C)`` of each image at its own size (padding cropped off); every batch's
+    channel count goes through ``check`` before any postprocessing."""
+    results: dict[int, Scores] = {}
+    for items, batch in _batches_by_shape(backend, images):
+        scores = check_scores(backend.predict(batch), batch.shape, backend.name)
+        # Channels contiguous, as models return them: reductions over the channels then round
+        # identically on a whole image and on its tiles (no-op for contiguous scores).
+        scores = np.ascontiguousarray(scores)
+        check(scores.shape[-1])  # e.g. reject odd channel counts
+        for k, (i, height, width) in enumerate(items):
+            results[i] = scores[k, :height, :width]
+    return [results[i] for i in range(len(images))]
+
+
+def _predict_labels(
+    backend: LabelBackend, layout: ChannelLayout, images: Sequence[ImageArray]
+) -> list[tuple[LabelMap, ConfidenceMap]]:
+    """Like :func:`_predict_images`, but the backend returns labels and confidence."""
+    results: dict[int, tuple[LabelMap, ConfidenceMap]] = {}
+    for items, batch in _batches_by_shape(backend, images):
+        labels, conf = backend.predict_labels(batch, layout)
+        for k, (i, height, width) in enumerate(items):
+            results[i] = (
+                np.ascontiguousarray(labels[k, :height, :width]),
+                np.ascontiguousarray(conf[k, :height, :width]),
+            )
+    return [results[i] for i in range(len(images))]
+
+
+def _labelled(scores: Scores, layout: ChannelLayout, return_scores: bool) -> _Labelled:
+    """Labels, confidence and (if asked for) class scores of ``(H, W, C)`` model scores."""
+    labels, conf = labels_and_confidence(scores, layout)
+    return labels, conf, to_class_scores(scores, layout) if return_scores else None
+
+
+def _fitting(channels: int, *layouts: ChannelLayout | None) -> ChannelLayout | None:
+    """The first of ``layouts`` for scores of ``channels`` channels, if any."""
+    return next((x for x in layouts if x is not None and x.num_channels == channels), None)
 
 
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
@@ -248,7 +335,38 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: int | No
         raise ConfigError(f"{attribute.name} must be >= 1 (got {value})")
 
 
-@attrs.define
+def _check_palette(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value.name not in ("camvid32", "camvid11"):
+        raise ConfigError(f"palette must be camvid32 or camvid11 (got {value.name})")
+
+
+def _check_grouping(instance: Segmenter, attribute: attrs.Attribute[Any], value: str) -> None:
+    if instance.palette.name == "camvid11":
+        get_grouping(value)  # fail early on an unknown name
+
+
+def _check_min_confidence(
+    instance: object, attribute: attrs.Attribute[Any], value: float | None
+) -> None:
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise ConfigError(f"min_confidence must be in [0, 1] (got {value})")
+
+
+def _check_overlap(instance: Segmenter, attribute: attrs.Attribute[Any], value: int) -> None:
+    TileGrid.for_shape((1, 1), instance.tile or DEFAULT_TILE, value)
+
+
+def _optional(kind: type, what: str) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and not isinstance(value, kind):
+            raise ConfigError(
+                f"{attribute.name} must be {what} or None (got {type(value).__name__})"
+            )
+
+    return check
+
+
+@attrs.define(kw_only=True)
 class Segmenter:
     """Segments street-scene images with a backend (the real HRNet model, or a fake).
 
@@ -278,8 +396,9 @@ class Segmenter:
             own top-class confidence is low. ``confidence`` is not changed by the cleanup.
         fused_labels: Let a :class:`~camvidseg.backends.LabelBackend` compute labels and
             confidence itself (e.g. inside the TF graph) when no scores are needed (no
-            ``return_scores``, no ``max_side`` resize, no TTA, no tiling); the results are
-            the same.
+            ``return_scores``, ``max_side``, TTA or tiling); the results are the same.
+        layout: Force the channel layout of the model's scores (default: detected from their
+            channel count, see :meth:`layout_for`).
 
     Example:
         >>> from camvidseg.testing import NearestColorBackend
@@ -289,38 +408,25 @@ class Segmenter:
         ([[17, 17], [17, 17]], {'Road': 1.0})
     """
 
-    backend: Backend
-    palette: CamVidPalette = attrs.field(factory=CamVidPalette.camvid32, kw_only=True)
-    grouping: str = attrs.field(default="merge", kw_only=True)
-    max_side: int | None = attrs.field(default=None, kw_only=True, validator=_positive)
-    batch_size: int = attrs.field(default=1, kw_only=True, validator=_positive)
-    drop_void: bool = attrs.field(default=False, kw_only=True)
-    min_confidence: float | None = attrs.field(default=None, kw_only=True)
-    keep_image: bool = attrs.field(default=True, kw_only=True)
-    layout: ChannelLayout | None = attrs.field(default=None, kw_only=True)
-    tile: int | None = attrs.field(default=None, kw_only=True, validator=_positive)
-    overlap: int = attrs.field(default=64, kw_only=True)
-    max_pixels: int | None = attrs.field(
-        default=DEFAULT_MAX_PIXELS, kw_only=True, validator=_positive
+    backend: Backend = attrs.field(kw_only=False)
+    palette: CamVidPalette = attrs.field(factory=CamVidPalette.camvid32, validator=_check_palette)
+    grouping: str = attrs.field(default="merge", validator=_check_grouping)
+    max_side: int | None = attrs.field(default=None, validator=_positive)
+    batch_size: int = attrs.field(default=1, validator=_positive)
+    drop_void: bool = False
+    min_confidence: float | None = attrs.field(default=None, validator=_check_min_confidence)
+    keep_image: bool = True
+    layout: ChannelLayout | None = None
+    tile: int | None = attrs.field(default=None, validator=_positive)
+    overlap: int = attrs.field(default=64, validator=_check_overlap)
+    max_pixels: int | None = attrs.field(default=DEFAULT_MAX_PIXELS, validator=_positive)
+    tta: TTAConfig | None = attrs.field(default=None, validator=_optional(TTAConfig, "a TTAConfig"))
+    cleanup: CleanupConfig | None = attrs.field(
+        default=None, validator=_optional(CleanupConfig, "a CleanupConfig")
     )
-    tta: TTAConfig | None = attrs.field(default=None, kw_only=True)
-    cleanup: CleanupConfig | None = attrs.field(default=None, kw_only=True)
-    fused_labels: bool = attrs.field(default=True, kw_only=True)
-
-    def __attrs_post_init__(self) -> None:
-        if self.palette.name not in ("camvid32", "camvid11"):
-            raise ConfigError(f"palette must be camvid32 or camvid11 (got {self.palette.name})")
-        if self.palette.name == "camvid11":
-            get_grouping(self.grouping)  # fail early on an unknown name
-        if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
-            raise ConfigError(f"min_confidence must be in [0, 1] (got {self.min_confidence})")
-        TileGrid.for_shape((1, 1), self.tile or DEFAULT_TILE, self.overlap)  # validates overlap
-        if self.tta is not None and not isinstance(self.tta, TTAConfig):
-            raise ConfigError(f"tta must be a TTAConfig or None (got {type(self.tta).__name__})")
-        if self.cleanup is not None and not isinstance(self.cleanup, CleanupConfig):
-            raise ConfigError(
-                f"cleanup must be a CleanupConfig or None (got {type(self.cleanup).__name__})"
-            )
+    fused_labels: bool = True
+    # Learnt from the first scores unless `layout` fits them; read through layout_for().
+    _detected: ChannelLayout | None = attrs.field(default=None, init=False, repr=False, eq=False)
 
     @classmethod
     def from_hub(
@@ -377,14 +483,7 @@ class Segmenter:
         size = self.batch_size if batch_size is None else batch_size
         if size < 1:
             raise ConfigError(f"batch_size must be >= 1 (got {size})")
-        chunk: list[tuple[ImageArray, Path | None]] = []
-        for image in images:
-            source = Path(image) if isinstance(image, (str, os.PathLike)) else None
-            chunk.append((to_rgb_array(image), source))
-            if len(chunk) == size:
-                yield from self._segment_chunk(chunk, return_scores)
-                chunk = []
-        if chunk:
+        for chunk in _chunks(images, size):
             yield from self._segment_chunk(chunk, return_scores)
 
     def predict_scores(self, images: Sequence[ImageArray]) -> list[Scores]:
@@ -395,15 +494,27 @@ class Segmenter:
         the scores are the average over the augmented views; images that need tiling are
         segmented tile by tile and blended (the full ``(H, W, C)`` array is still returned).
         """
-        results: list[Scores | None] = [None] * len(images)
-        whole = [i for i, image in enumerate(images) if self._tile_size(image) is None]
-        averaged = self._predict_views([images[i] for i in whole], self.max_side)
-        for i, scores in zip(whole, averaged, strict=True):
-            results[i] = scores
-        for i, image in enumerate(images):
-            if results[i] is None:
-                results[i] = resize_scores(self._model_scores(image), image.shape[:2])
-        return [r for r in results if r is not None]
+        tiled = [self._tile_size(image) is not None for image in images]
+        whole = [image for image, t in zip(images, tiled, strict=True) if not t]
+        scores = iter(self._predict_views(whole, self.max_side))
+        return [
+            stack_bands(self._score_bands(image), image.shape[:2]) if t else next(scores)
+            for image, t in zip(images, tiled, strict=True)
+        ]
+
+    def layout_for(self, channels: int) -> ChannelLayout:
+        """The channel layout in which this Segmenter reads scores of ``channels`` channels.
+
+        ``layout`` if it was given for that many channels, else the layout learnt from the
+        backend's scores, else the one detected from the channel count (with ``drop_void``).
+
+        Example:
+            >>> from camvidseg.testing import NearestColorBackend
+            >>> Segmenter(NearestColorBackend(), drop_void=True).layout_for(32).name
+            'void32-drop'
+        """
+        known = _fitting(channels, self.layout, self._detected)
+        return known or ChannelLayout.detect(channels, drop_void=self.drop_void)
 
     def needs_bands(self, image: ImageArray) -> bool:
         """Whether :meth:`segment` finalises ``image`` in row bands (it is tiled, or has more
@@ -420,9 +531,8 @@ class Segmenter:
             >>> segmenter.needs_bands(np.zeros((8, 16, 3), np.uint8))
             True
         """
-        too_large = (
-            self.max_pixels is not None and image.shape[0] * image.shape[1] > self.max_pixels
-        )
+        pixels = image.shape[0] * image.shape[1]
+        too_large = self.max_pixels is not None and pixels > self.max_pixels
         return too_large or self._tile_size(image) is not None
 
     def from_scores(
@@ -457,7 +567,8 @@ class Segmenter:
                 f"scores must be (H, W, C) for an image of shape {image.shape} "
                 f"(got shape {scores.shape})"
             )
-        return self._finish(image, scores, source, return_scores)
+        layout = self.layout_for(scores.shape[-1])
+        return self._result(image, source, _labelled(scores, layout, return_scores))
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -466,77 +577,60 @@ class Segmenter:
     ) -> Iterator[Segmentation]:
         arrays = [array for array, _ in chunk]
         banded = [self.needs_bands(array) for array in arrays]
-        fused = (
-            self.backend if self.fused_labels and isinstance(self.backend, LabelBackend) else None
-        )
+        fused = self.backend if isinstance(self.backend, LabelBackend) else None
         # The layout is learnt from the first scores, so the first chunk takes the score path.
         # Anything that needs scores (TTA averaging, tile blending, resizing back) takes it too.
+        layout = self._detected if self._detected is not None else self.layout
         if (
             fused is not None
-            and self.layout is not None
+            and self.fused_labels
+            and layout is not None
             and not return_scores
             and not self.max_side
             and self.tta is None
             and not any(banded)
         ):
             # The backend computes labels and confidence where the scores are (5 bytes/pixel).
-            pairs = self._predict_labels(fused, self.layout, arrays)
+            pairs = _predict_labels(fused, layout, arrays)
             for (array, source), (labels, conf) in zip(chunk, pairs, strict=True):
-                yield self._result(array, labels, conf, None, source)
+                yield self._result(array, source, (labels, conf, None))
             return
         scores = iter(
             self.predict_scores([a for a, b in zip(arrays, banded, strict=True) if not b])
         )
         for (array, source), band in zip(chunk, banded, strict=True):
-            if band:
-                yield self._segment_banded(array, source, return_scores)
-            else:
-                yield self._finish(array, next(scores), source, return_scores)
-
-    def _predict_labels(
-        self, backend: LabelBackend, layout: ChannelLayout, images: Sequence[ImageArray]
-    ) -> list[tuple[LabelMap, ConfidenceMap]]:
-        """Like :meth:`predict_scores`, but the backend returns labels and confidence."""
-        prepared = [self._model_input(image) for image in images]
-        results: list[tuple[LabelMap, ConfidenceMap] | None] = [None] * len(images)
-        by_shape: dict[tuple[int, ...], list[int]] = {}
-        for index, (array, _) in enumerate(prepared):
-            by_shape.setdefault(array.shape, []).append(index)
-        for indices in by_shape.values():
-            batch = np.stack([prepared[i][0] for i in indices])
-            labels, conf = backend.predict_labels(batch, layout)
-            for k, i in enumerate(indices):
-                height, width = prepared[i][1]
-                results[i] = (
-                    np.ascontiguousarray(labels[k, :height, :width]),
-                    np.ascontiguousarray(conf[k, :height, :width]),
+            if band:  # finalised one row band at a time: no (H, W, C) array of the whole image
+                labelled = labels_from_bands(
+                    self._score_bands(array),
+                    array.shape[:2],
+                    self.layout_for,
+                    return_scores=return_scores,
+                    band_bytes=_BAND_BYTES,
                 )
-        return [r for r in results if r is not None]
+            else:
+                whole = next(scores)
+                labelled = _labelled(whole, self.layout_for(whole.shape[-1]), return_scores)
+            yield self._result(array, source, labelled)
 
-    def _finish(
-        self, image: ImageArray, scores: Scores, source: Path | None, return_scores: bool
-    ) -> Segmentation:
-        layout = self._layout_for(scores.shape[-1])
-        labels, conf = labels_and_confidence(scores, layout)
-        class_scores = to_class_scores(scores, layout) if return_scores else None
-        return self._result(image, labels, conf, class_scores, source)
+    def _learn_layout(self, channels: int) -> None:
+        """Note the layout of the backend's scores: detected once, under a lock (threads share
+        the Segmenter); a ``layout`` that fits needs no detection."""
+        if _fitting(channels, self.layout, self._detected) is None:
+            with _DETECT_LOCK:
+                if _fitting(channels, self.layout, self._detected) is None:
+                    self._detected = ChannelLayout.detect(channels, drop_void=self.drop_void)
 
-    def _result(
-        self,
-        image: ImageArray,
-        labels: LabelMap,
-        conf: ConfidenceMap,
-        class_scores: Scores | None,
-        source: Path | None,
-    ) -> Segmentation:
-        result = Segmentation(
-            labels,
-            conf,
-            CamVidPalette.camvid32(),
-            image=image if self.keep_image else None,
-            scores=class_scores,
-            source=source,
-        )
+    def _predict_views(
+        self, images: Sequence[ImageArray], max_side: int | None = None
+    ) -> list[Scores]:
+        """Scores at each image's own size, averaged over the TTA views (the tiling callback)."""
+        predict = functools.partial(_predict_images, self.backend, check=self._learn_layout)
+        return predict_with_tta(images, predict, self.tta, max_side=max_side, resize=resize_image)
+
+    def _result(self, image: ImageArray, source: Path | None, labelled: _Labelled) -> Segmentation:
+        labels, conf, scores = labelled
+        kept = image if self.keep_image else None
+        result = Segmentation(labels, conf, image=kept, scores=scores, source=source)
         if self.palette.name == "camvid11":
             result = result.to_camvid11(self.grouping)
         # Cleanup first: it only ever sees class ids, so abstaining (255) is never smoothed over.
@@ -546,180 +640,20 @@ class Segmenter:
             result = result.with_min_confidence(self.min_confidence)
         return result
 
-    def _layout_for(self, channels: int) -> ChannelLayout:
-        if self.layout is None or self.layout.num_channels != channels:
-            self.layout = ChannelLayout.detect(channels, drop_void=self.drop_void)
-        return self.layout
-
-    def _model_size(
-        self, shape: tuple[int, ...], limit_side: int | None, scale: float = 1.0
-    ) -> tuple[int, int]:
-        """``(height, width)`` the model sees: limited to ``limit_side``, then times ``scale``."""
-        height, width = int(shape[0]), int(shape[1])
-        factor = scale
-        if limit_side is not None and max(height, width) > limit_side:
-            factor = limit_side / max(height, width) * scale
-        if factor == 1.0:
-            return height, width
-        return max(1, round(height * factor)), max(1, round(width * factor))
-
-    def _model_input(
-        self,
-        image: ImageArray,
-        limit_side: int | None = None,
-        scale: float = 1.0,
-        flip: bool = False,
-    ) -> tuple[NDArray[np.float32], tuple[int, int]]:
-        """Resize (``limit_side``, ``scale``), flip, scale to [0, 1], pad to the backend's multiple.
-
-        Returns the model input and its size before padding.
-        """
-        size = self._model_size(image.shape, limit_side, scale)
-        image = _resized(image[:, ::-1] if flip else image, size)
-        array = image.astype(np.float32) / np.float32(255.0)
-        size_before_padding = (int(array.shape[0]), int(array.shape[1]))
-        multiple = max(1, int(self.backend.input_multiple))
-        pad_h, pad_w = -array.shape[0] % multiple, -array.shape[1] % multiple
-        if pad_h or pad_w:
-            array = np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-        return array, size_before_padding
-
-    def _run_model(
-        self, prepared: Sequence[tuple[NDArray[np.float32], tuple[int, int]]]
-    ) -> list[Scores]:
-        """Model scores of prepared inputs (one call per input shape), padding cropped off."""
-        results: list[Scores | None] = [None] * len(prepared)
-        by_shape: dict[tuple[int, ...], list[int]] = {}
-        for index, (array, _) in enumerate(prepared):
-            by_shape.setdefault(array.shape, []).append(index)
-        for indices in by_shape.values():
-            batch = np.stack([prepared[i][0] for i in indices])
-            for i, scores in zip(indices, self._predict(batch), strict=True):
-                height, width = prepared[i][1]
-                results[i] = scores[:height, :width]
-        return [r for r in results if r is not None]
-
-    def _predict_views(self, images: Sequence[ImageArray], limit_side: int | None) -> list[Scores]:
-        """Scores ``(H, W, C)`` at each image's own size, averaged over the TTA views.
-
-        Each view is resized (``limit_side``, then its scale) and maybe flipped; its scores are
-        flipped back and resized to the image's size before the running average, which is
-        exact when all views agree.
-        """
-        views = ((1.0, False),) if self.tta is None else self.tta.views()
-        means: list[Scores] = []
-        for count, (scale, flip) in enumerate(views, start=1):
-            prepared = [self._model_input(image, limit_side, scale, flip) for image in images]
-            for i, scores in enumerate(self._run_model(prepared)):
-                if flip:
-                    scores = scores[:, ::-1]
-                scores = resize_scores(scores, (images[i].shape[0], images[i].shape[1]))
-                if count == 1:
-                    means.append(scores)
-                else:
-                    means[i] = means[i] + (scores - means[i]) * np.float32(1.0 / count)
-        return means
-
     def _tile_size(self, image: ImageArray) -> int | None:
         """Tile side for ``image`` (at model resolution), or ``None`` to run it whole."""
-        if self.tile is not None:
-            return self.tile
-        height, width = self._model_size(image.shape, self.max_side)
-        if self.max_pixels is not None and height * width > self.max_pixels:
-            return DEFAULT_TILE
-        return None
+        size = view_size(image.shape, max_side=self.max_side)
+        return choose_tile(size, self.tile, max_pixels=self.max_pixels, default=DEFAULT_TILE)
 
-    def _score_bands(self, image: ImageArray) -> Iterator[tuple[int, int, Scores]]:
-        """Model-resolution scores of ``image`` (after ``max_side``) as ``(y0, y1, band)``.
-
-        Tiled images are processed one tile row at a time: tile scores are blended into an
-        accumulator one tile row tall with a running weighted mean (exact where tiles agree),
-        and the rows no later tile touches are yielded. A yielded band is only valid until the
-        next one is requested.
-        """
-        size = self._model_size(image.shape, self.max_side)
-        model_image = _resized(image, size)
-        tile = self._tile_size(image)
-        if tile is None:
-            yield 0, size[0], self._predict_views([model_image], None)[0]
-            return
-        grid = TileGrid.for_shape(size, tile, self.overlap)
-        band_height = grid.rows[0][1] - grid.rows[0][0]
-        total = np.zeros((band_height, size[1]), dtype=np.float32)
-        acc: Scores | None = None
-        for i, (y0, y1) in enumerate(grid.rows):
-            tiles = [model_image[y0:y1, x0:x1] for x0, x1 in grid.cols]
-            for first in range(0, len(tiles), self.batch_size):
-                chunk = tiles[first : first + self.batch_size]
-                for j, scores in enumerate(self._predict_views(chunk, None), start=first):
-                    x0, x1 = grid.cols[j]
-                    if acc is None:
-                        acc = np.zeros((band_height, size[1], scores.shape[-1]), np.float32)
-                    weight = grid.weights(i, j)
-                    seen = total[:, x0:x1] + weight
-                    share = weight / seen
-                    region = acc[:, x0:x1]
-                    region += share[..., None] * (scores - region)
-                    total[:, x0:x1] = seen
-            assert acc is not None
-            stop = grid.rows[i + 1][0] if i + 1 < len(grid.rows) else y1
-            yield y0, stop, acc[: stop - y0]
-            # Rows from `stop` on are shared with the next tile row: move them to the top.
-            keep = y1 - stop
-            acc[:keep] = acc[stop - y0 :]
-            acc[keep:] = 0.0
-            total[:keep] = total[stop - y0 :]
-            total[keep:] = 0.0
-
-    def _model_scores(self, image: ImageArray) -> Scores:
-        """All of :meth:`_score_bands` in one ``(h, w, C)`` array (at model resolution)."""
-        out: Scores | None = None
-        for y0, y1, band in self._score_bands(image):
-            if out is None:
-                height, width = self._model_size(image.shape, self.max_side)
-                out = np.empty((height, width, band.shape[-1]), np.float32)
-            out[y0:y1] = band
-        assert out is not None
-        return out
-
-    def _segment_banded(
-        self, image: ImageArray, source: Path | None, return_scores: bool
-    ) -> Segmentation:
-        """Segment a tiled or very large image, finalising labels one row band at a time."""
-        height, width = image.shape[:2]
-        labels = np.empty((height, width), np.uint8)
-        conf = np.empty((height, width), np.float32)
-        class_scores = np.empty((height, width, 32), np.float32) if return_scores else None
-
-        def finish(y0: int, y1: int, band: Scores) -> None:
-            layout = self._layout_for(band.shape[-1])
-            # In chunks of rows, so the argmax's temporaries stay small next to the band.
-            step = max(1, _BAND_BYTES // (width * band.shape[-1] * 4))
-            for top in range(0, y1 - y0, step):
-                rows = band[top : top + step]
-                y = y0 + top
-                labels[y : y + len(rows)], conf[y : y + len(rows)] = labels_and_confidence(
-                    rows, layout
-                )
-                if class_scores is not None:
-                    class_scores[y : y + len(rows)] = to_class_scores(rows, layout)
-
-        if self._model_size(image.shape, self.max_side) == (height, width):
-            for y0, y1, band in self._score_bands(image):
-                finish(y0, y1, band)
-        else:
-            # max_side: scores at model resolution are small; resize them back band by band.
-            model = self._model_scores(image)
-            rows = max(1, _BAND_BYTES // (width * model.shape[-1] * 4))
-            for y0 in range(0, height, rows):
-                y1 = min(height, y0 + rows)
-                finish(y0, y1, resize_score_rows(model, (height, width), y0, y1))
-        return self._result(image, labels, conf, class_scores, source)
-
-    def _predict(self, batch: NDArray[np.float32]) -> Scores:
-        scores = check_scores(self.backend.predict(batch), batch.shape, self.backend.name)
-        # Channels contiguous, as models return them: reductions over the channels then round
-        # identically on a whole image and on its tiles (no-op for contiguous scores).
-        scores = np.ascontiguousarray(scores)
-        self._layout_for(scores.shape[-1])  # reject odd channel counts before any postprocessing
-        return scores
+    def _score_bands(self, image: ImageArray) -> Iterator[Band]:
+        """Scores of ``image`` at its size as row bands (see :func:`~.tiling.iter_score_bands`)."""
+        return iter_score_bands(
+            image,
+            self._predict_views,
+            tile=self._tile_size(image),
+            overlap=self.overlap,
+            batch_size=self.batch_size,
+            model_size=view_size(image.shape, max_side=self.max_side),
+            resize=resize_image,
+            band_bytes=_BAND_BYTES,
+        )
