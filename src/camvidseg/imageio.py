@@ -315,20 +315,20 @@ def save_image(
     return path
 
 
-def label_image(labels: LabelMap, palette: CamVidPalette) -> Image.Image:
-    """An indexed (mode ``"P"``) Pillow image of ``labels`` with ``palette`` embedded."""
+def label_image(labels: LabelMap, palette: CamVidPalette, *, what: str = "labels") -> Image.Image:
+    """An indexed (mode ``"P"``) Pillow image of ``labels`` with ``palette`` embedded.
+
+    Raises:
+        InvalidLabelError: if ``labels`` holds ids the palette lacks (other than 255); the
+            message starts with ``what``.
+    """
+    from camvidseg.palette import check_label_ids
+
     if labels.dtype != np.uint8 or labels.ndim != 2:
         raise InvalidImageError(
             f"labels must be HxW uint8 (got shape {labels.shape}, dtype {labels.dtype})"
         )
-    present = np.unique(labels)
-    allowed = set(range(len(palette))) | {255}
-    unknown = [int(v) for v in present if int(v) not in allowed]
-    if unknown:
-        raise InvalidImageError(
-            f"label ids {unknown[:5]} are not classes of {palette.name} "
-            f"(0..{len(palette) - 1}, 255)"
-        )
+    check_label_ids(np.bincount(labels.reshape(-1), minlength=256), palette, what)
     image = Image.fromarray(labels, mode="P")
     image.putpalette(palette.to_pil_palette())
     return image
@@ -341,7 +341,7 @@ def save_label_png(path: str | os.PathLike[str], labels: LabelMap, palette: CamV
         InvalidImageError: if ``labels`` holds ids the palette lacks (other than 255).
     """
     path = Path(path)
-    image = label_image(labels, palette)
+    image = label_image(labels, palette, what=str(path))
     with atomic_write(path) as handle:
         image.save(handle, format="PNG", optimize=False)
     return path

@@ -15,7 +15,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from camvidseg._types import (
-    UNLABELLED,
     ConfidenceMap,
     ImageArray,
     ImageLike,
@@ -24,8 +23,9 @@ from camvidseg._types import (
 )
 from camvidseg.backends.base import Backend, LabelBackend, check_scores
 from camvidseg.cleanup import CleanupConfig
-from camvidseg.exceptions import ConfigError, InvalidImageError
-from camvidseg.imageio import read_label_png, resize_image, save_label_png, to_rgb_array
+from camvidseg.exceptions import ConfigError, InvalidImageError, InvalidLabelError
+from camvidseg.groundtruth import read_label_file
+from camvidseg.imageio import resize_image, save_label_png, to_rgb_array
 from camvidseg.palette import CamVidPalette, get_grouping
 from camvidseg.postprocess import (
     ChannelLayout,
@@ -43,6 +43,7 @@ from camvidseg.tiling import (
     stack_bands,
 )
 from camvidseg.tta import TTAConfig, predict_with_tta, view_size
+from camvidseg.uncertainty import apply_min_confidence
 
 __all__ = ["DEFAULT_HANDLE", "DEFAULT_MAX_PIXELS", "DEFAULT_TILE", "Segmentation", "Segmenter"]
 
@@ -167,9 +168,9 @@ class Segmentation:
         return attrs.evolve(self, labels=cleanup.apply(self.labels))
 
     def with_min_confidence(self, threshold: float) -> Segmentation:
-        """Pixels with confidence below ``threshold`` become unlabelled (255)."""
-        labels = self.labels.copy()
-        labels[self.confidence < threshold] = UNLABELLED
+        """Pixels with confidence below ``threshold`` become unlabelled (255); see
+        :func:`camvidseg.uncertainty.apply_min_confidence`."""
+        labels = apply_min_confidence(self.labels, self.confidence, threshold)
         return attrs.evolve(self, labels=labels)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -201,8 +202,9 @@ class Segmentation:
             image: The segmented image, kept for :meth:`overlay`.
 
         Raises:
-            InvalidImageError: naming the file, if it is not an index PNG or holds ids the
-                palette lacks (other than 255).
+            InvalidImageError: naming the file, if it is not an index image (or cannot be read).
+            InvalidLabelError: naming the file, if it holds ids the palette lacks (other than
+                255).
 
         Example:
             >>> import os, tempfile
@@ -213,39 +215,21 @@ class Segmentation:
             >>> loaded.palette.name, loaded.labels.tolist()
             ('camvid11', [[3, 11, 255]])
         """
-        labels, embedded = read_label_png(path)
-        if palette is None:
-            palette = _builtin_palette_of(embedded)
-            if palette is None:
-                log.debug("%s embeds no CamVid palette; reading its ids as camvid32", path)
-                palette = CamVidPalette.camvid32()
-        present = np.unique(labels)
-        unknown = [int(v) for v in present if int(v) >= len(palette) and int(v) != UNLABELLED]
-        if unknown:
-            raise InvalidImageError(
-                f"{path}: label ids {unknown[:5]} are not classes of {palette.name} "
-                f"(expected 0..{len(palette) - 1} or {UNLABELLED}); pass palette= if the file "
-                "uses another label set"
+        forced = palette is not None
+        try:
+            read = read_label_file(
+                path,
+                label_format="index",
+                index_palette=palette if forced else CamVidPalette.camvid32(),
+                use_embedded=not forced,
             )
+        except InvalidLabelError as exc:
+            raise InvalidLabelError(
+                f"{exc}; pass palette= if the file uses another label set"
+            ) from None
+        labels = read.labels
         array = None if image is None else to_rgb_array(image)
-        return cls(
-            labels,
-            np.ones(labels.shape, np.float32),
-            palette,
-            image=array,
-            source=Path(path),
-        )
-
-
-def _builtin_palette_of(colors: NDArray[np.uint8] | None) -> CamVidPalette | None:
-    """The built-in palette whose colour table starts ``colors`` (an embedded PNG palette)."""
-    if colors is None:
-        return None
-    for candidate in (CamVidPalette.camvid32(), CamVidPalette.camvid11()):
-        size = len(candidate)
-        if len(colors) >= size and np.array_equal(colors[:size], candidate.colors):
-            return candidate
-    return None
+        return cls(labels, np.ones(labels.shape, np.float32), read.palette, array, source=read.path)
 
 
 def _chunks(
