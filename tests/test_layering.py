@@ -54,7 +54,7 @@ def modules() -> list[tuple[str, Path]]:
 
 def imported(path: Path, package: str) -> set[str]:
     """``camvidseg`` modules ``path`` imports anywhere (inside functions too)."""
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
