@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,19 @@ def fake_savedmodel_32(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from camvidseg.testing import write_fake_savedmodel
 
     return write_fake_savedmodel(tmp_path_factory.mktemp("models") / "fake32", channels=32)
+
+
+@pytest.fixture
+def isolated_groupings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Groupings registered by the test are gone after it (the registry is process-wide)."""
+    import camvidseg.palette
+
+    before = camvidseg.palette.available_groupings()
+    # The palette module offers no way to unregister; swap in a copy of its registry instead.
+    monkeypatch.setattr(camvidseg.palette, "_GROUPINGS", dict(camvidseg.palette._GROUPINGS))
+    yield
+    monkeypatch.undo()
+    assert camvidseg.palette.available_groupings() == before
 
 
 @pytest.fixture
