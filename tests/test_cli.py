@@ -2,16 +2,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+import camvidseg
 from camvidseg.cli import main
 from camvidseg.imageio import load_label_png
 from camvidseg.testing import street_scene
+from tests.childproc import CHILD_TIMEOUT, cli_command, cli_env, run_python
 
 
 def test_help_lists_commands_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
@@ -59,12 +60,10 @@ def test_segment_fake_model_writes_outputs(tmp_path: Path) -> None:
 
 
 def test_python_m_camvidseg_runs() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "camvidseg", "--version"], capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0
-    assert proc.stdout.startswith("camvidseg")
+    proc = subprocess.run(cli_command("--version"), env=cli_env(), capture_output=True,
+                          text=True, timeout=CHILD_TIMEOUT, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == f"camvidseg {camvidseg.__version__}"
 
 
 def test_broken_pipe_is_quiet() -> None:
@@ -78,6 +77,6 @@ def test_broken_pipe_is_quiet() -> None:
         "from camvidseg.cli import main\n"
         "sys.exit(main(['segment', 'x', '-o', 'y']))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    proc = run_python(code, check=False)
     assert proc.returncode == 141
     assert proc.stderr == ""
