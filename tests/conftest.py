@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -43,6 +45,28 @@ def isolated_groupings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     monkeypatch.undo()
     assert camvidseg.palette.available_groupings() == before
+
+
+@pytest.fixture
+def no_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail fast, and fail the test, on any name lookup other than the loopback address.
+
+    Offline tests must not depend on the machine's resolver (a silent DNS server stalls
+    ``getaddrinfo`` far longer than any socket timeout) or reach an outside host.
+    """
+    real = socket.getaddrinfo
+    looked_up: list[str] = []
+
+    def local_only(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name not in (None, "localhost", "127.0.0.1", "::1"):
+            looked_up.append(str(name))
+            raise socket.gaierror(socket.EAI_NONAME, f"no DNS in tests (looked up {name!r})")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_only)
+    yield
+    assert looked_up == [], f"the test looked up outside hosts: {looked_up}"
 
 
 @pytest.fixture

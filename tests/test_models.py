@@ -22,11 +22,12 @@ from camvidseg.backends.tfhub import cache_folder, inspect_cache
 from camvidseg.cli import main
 from camvidseg.models import describe, download, verify, version_report
 from tests.childproc import run_python
+from tests.offline import UNREACHABLE
 
-UNREACHABLE = "https://camvidseg.invalid/google/HRNet/camvid-hrnetv2-w48/1"
 #: Above Linux's largest pid (2**22), so no process ever has it.
 DEAD_PID = 2**22 + 4321
 tf_only = pytest.mark.tf
+pytestmark = pytest.mark.usefixtures("no_dns")
 
 
 def _cache_copy(model: Path, handle: str, cache: Path) -> Path:

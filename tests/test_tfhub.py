@@ -23,9 +23,9 @@ from camvidseg.backends.tfhub import (
 )
 from camvidseg.testing import street_scene
 from tests.childproc import CHILD_TIMEOUT, cli_command, cli_env
+from tests.offline import UNREACHABLE
 
-pytestmark = pytest.mark.tf
-UNREACHABLE = "https://camvidseg.invalid/google/HRNet/camvid-hrnetv2-w48/1"
+pytestmark = [pytest.mark.tf, pytest.mark.usefixtures("no_dns")]
 
 
 @pytest.fixture(scope="module")
