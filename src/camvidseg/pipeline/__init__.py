@@ -26,9 +26,10 @@ relative to the folder it was found in (``in/a/b.jpg`` -> ``OUT/labels/a/b.png``
 
 The package's modules: :mod:`~camvidseg.pipeline.options` (what to write),
 :mod:`~camvidseg.pipeline.inputs` (finding the inputs), :mod:`~camvidseg.pipeline.manifest`
-(the record of a run), :mod:`~camvidseg.pipeline.outputs` (the output files) and
-:mod:`~camvidseg.pipeline.run` (the stages and the driver). Import public names from
-``camvidseg.pipeline``.
+(the record of a run), :mod:`~camvidseg.pipeline.outputs` (the output files),
+:mod:`~camvidseg.pipeline.resume` (what an earlier run left), :mod:`~camvidseg.pipeline.stages`
+(decode, model, encode) and :mod:`~camvidseg.pipeline.run` (the driver). Import public names
+from ``camvidseg.pipeline``.
 """
 
 from __future__ import annotations
@@ -50,9 +51,9 @@ from camvidseg.pipeline.manifest import (
 )
 from camvidseg.pipeline.options import DEFAULT_OUTPUTS, OUTPUT_KINDS, RunOptions
 from camvidseg.pipeline.run import LOCK_NAME as LOCK_NAME
-from camvidseg.pipeline.run import MAX_INITIAL_MODEL_FAILURES as MAX_INITIAL_MODEL_FAILURES
-from camvidseg.pipeline.run import MODEL_THREADS as MODEL_THREADS
 from camvidseg.pipeline.run import run_pipeline, segment_paths
+from camvidseg.pipeline.stages import MAX_INITIAL_MODEL_FAILURES as MAX_INITIAL_MODEL_FAILURES
+from camvidseg.pipeline.stages import MODEL_THREADS as MODEL_THREADS
 
 __all__ = [
     "DEFAULT_OUTPUTS",

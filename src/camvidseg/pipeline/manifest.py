@@ -3,18 +3,27 @@ the files that hold them while a run goes on."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import shutil
 import tempfile
 import threading
+import time
 import weakref
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, overload
+from typing import IO, TYPE_CHECKING, Any, overload
 
 import attrs
+
+from camvidseg._version import __version__
+from camvidseg.imageio import atomic_write
+from camvidseg.pipeline.options import RunOptions
+
+if TYPE_CHECKING:
+    from camvidseg.segmenter import Segmenter
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -353,3 +362,189 @@ class PreviousManifest:
 
 
 # -- outputs -----------------------------------------------------------------------------------
+
+
+# -- what the manifest records of the settings -------------------------------------------------
+
+
+def postprocessing_json(segmenter: Segmenter) -> dict[str, Any]:
+    """The segmenter's tiling, TTA and cleanup settings, JSON-ready (they change the outputs)."""
+    return {
+        "tile": segmenter.tile,
+        "overlap": segmenter.overlap if segmenter.tile is not None else None,
+        "tta": None if segmenter.tta is None else segmenter.tta.to_dict(),
+        "cleanup": (
+            segmenter.cleanup.to_dict()
+            if segmenter.cleanup is not None and segmenter.cleanup.enabled
+            else None
+        ),
+    }
+
+
+def kind_options(
+    kind: str, options: RunOptions, segmenter: Segmenter, model: str
+) -> dict[str, Any]:
+    """The options that decide what the files of one output kind hold."""
+    common: dict[str, Any] = {
+        "model": model,
+        "classes": segmenter.palette.name,
+        "grouping": segmenter.grouping if segmenter.palette.name == "camvid11" else None,
+        "max_side": segmenter.max_side,
+        "drop_void": segmenter.drop_void,
+        "min_confidence": segmenter.min_confidence,
+        **postprocessing_json(segmenter),
+    }
+    if kind == "overlay":
+        common.update(
+            alpha=options.alpha,
+            overlay_format=options.overlay_format,
+            jpeg_quality=options.jpeg_quality,
+        )
+    elif kind == "panel":
+        common.update(alpha=options.alpha, legend=options.legend)
+    elif kind == "confidence":
+        common.update(confidence_bits=options.confidence_bits)
+    return common
+
+
+def options_json(options: RunOptions, segmenter: Segmenter, model: str) -> dict[str, Any]:
+    """The ``options`` of the manifest: the run's settings, JSON-ready."""
+    return {
+        "model": model,
+        "classes": segmenter.palette.name,
+        "batch_size": segmenter.batch_size,
+        "max_side": segmenter.max_side,
+        "min_confidence": segmenter.min_confidence,
+        **postprocessing_json(segmenter),
+        "outputs": list(options.outputs),
+        "alpha": options.alpha,
+        "overlay_format": options.overlay_format,
+        "jpeg_quality": options.jpeg_quality,
+        "confidence_bits": options.confidence_bits,
+        "legend": options.legend,
+        "overwrite": options.overwrite,
+        "max_input_pixels": options.max_input_pixels,
+        "workers": options.workers,
+    }
+
+
+# -- the manifest of a run in progress ---------------------------------------------------------
+
+
+def now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+class ManifestWriter:
+    """The record of one run: finished entries by slot, their counts, and the manifest file.
+
+    Entries wait in an :class:`EntryStore` (the rejected inputs in the first slots, then the
+    files in input order); :meth:`write` writes the manifest atomically, :meth:`maybe_checkpoint`
+    rewrites it every ``checkpoint_seconds`` (or less often when the manifest is large).
+    Thread-safe.
+
+    Args:
+        out: The output folder.
+        rejected: ``error`` entries of inputs rejected before the run.
+        files: Number of files to segment.
+        describe: The run's fields of the manifest head (``model``, ``options``,
+            ``output_options``), called whenever the manifest is written.
+        checkpoint_seconds: Time between checkpoints.
+        on_entry: Called with each entry as it is recorded.
+        extra: Called whenever the manifest is written; its keys are added to the head.
+    """
+
+    def __init__(
+        self,
+        out: Path,
+        rejected: Sequence[ManifestEntry],
+        files: int,
+        *,
+        describe: Callable[[], Mapping[str, Any]],
+        checkpoint_seconds: float,
+        on_entry: Callable[[ManifestEntry], None] | None = None,
+        extra: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.out = out
+        self.path = out / MANIFEST_NAME
+        self._rejected = rejected
+        self._files = files
+        self._describe = describe
+        self._checkpoint_seconds = checkpoint_seconds
+        self._on_entry = on_entry
+        self._extra = extra
+        # Entries by slot: the rejected inputs first, then the files in input order. The store
+        # is opened in the output folder once it exists (see open()).
+        self._first_file_slot = len(rejected)
+        self._store: EntryStore
+        self._statuses = bytearray(files)  # STATUS_CODES; 0 = not finished
+        self._lock = threading.Lock()
+        self.started_at = now()
+        self.started = time.perf_counter()
+        self._next_checkpoint = self.started + checkpoint_seconds
+
+    def open(self) -> None:
+        """Open the entry store in the output folder (which must exist) with the rejected
+        inputs."""
+        self._store = EntryStore(len(self._rejected) + self._files, self.out)
+        for slot, entry in enumerate(self._rejected):
+            self._store.put(slot, serialise_entry(entry))
+
+    def record(self, index: int, entry: ManifestEntry) -> None:
+        """Store the entry of file ``index`` and tell ``on_entry``."""
+        blob = serialise_entry(entry)
+        with self._lock:
+            self._store.put(self._first_file_slot + index, blob)
+            self._statuses[index] = STATUS_CODES[entry.status]
+            if self._on_entry is not None:
+                try:
+                    self._on_entry(entry)
+                except Exception:
+                    log.exception("the progress callback failed")
+
+    def report(self, interrupted: bool) -> tuple[RunReport, array[int]]:
+        """The report so far, and the slots of its entries."""
+        with self._lock:
+            slots = self._store.filled()
+            counts = {status: self._statuses.count(code) for status, code in STATUS_CODES.items()}
+        rejected = self._first_file_slot
+        summary = RunSummary(
+            total=self._files + rejected,
+            ok=counts["ok"],
+            error=counts["error"] + rejected,
+            skipped=counts["skipped"],
+            not_processed=self._files - (len(slots) - rejected),
+            interrupted=interrupted,
+            seconds=time.perf_counter() - self.started,
+        )
+        entries = StoredEntries(self._store, slots)
+        return RunReport(self.out, self.path, entries, summary), slots
+
+    def write(self, status: str, interrupted: bool = False) -> RunReport:
+        """Write the manifest with the run's ``status``; the report it describes."""
+        report, slots = self.report(interrupted)
+        head = {
+            "format": MANIFEST_FORMAT,
+            "camvidseg_version": __version__,
+            "status": status,
+            "started": self.started_at,
+            "updated": now(),
+            "output": str(self.out),
+            **self._describe(),
+            "summary": report.summary.to_json(),
+        }
+        if self._extra is not None:
+            head.update(self._extra())
+        began = time.perf_counter()
+        with atomic_write(self.path) as handle:
+            dump_manifest(handle, head, (self._store.get(slot) for slot in slots))
+        # Keep checkpoints under ~5 % of the run even when the manifest grows large.
+        spent = time.perf_counter() - began
+        self._next_checkpoint = time.perf_counter() + max(self._checkpoint_seconds, 20 * spent)
+        return report
+
+    def maybe_checkpoint(self) -> None:
+        """Write the manifest (status ``running``) when a checkpoint is due."""
+        if time.perf_counter() >= self._next_checkpoint:
+            self.write("running")
