@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from camvidseg.palette import CamVidPalette
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "LoadedImage",
     "atomic_write",
     "load_image",
@@ -38,6 +39,13 @@ __all__ = [
     "to_rgb_array",
 ]
 
+#: File suffixes (lower case) of the images every command picks up in folders (``segment``,
+#: ``evaluate``, ``tune``): the formats :func:`open_image` reads with Pillow alone (PNG, JPEG,
+#: BMP, GIF, TIFF, WebP and the Netpbm family).
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+    | {".ppm", ".pgm", ".pbm", ".pnm"}
+)
 #: EXIF tag holding the orientation (1 = as stored, 2..8 = flipped and/or rotated).
 _EXIF_ORIENTATION = 0x0112
 _ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})

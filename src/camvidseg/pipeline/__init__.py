@@ -34,8 +34,8 @@ from ``camvidseg.pipeline``.
 
 from __future__ import annotations
 
+from camvidseg.imageio import IMAGE_SUFFIXES
 from camvidseg.pipeline.inputs import (
-    IMAGE_SUFFIXES,
     InputFile,
     InputPlan,
     discover_inputs,

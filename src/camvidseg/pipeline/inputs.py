@@ -11,17 +11,12 @@ from pathlib import Path, PurePosixPath
 import attrs
 
 from camvidseg.exceptions import ConfigError
+from camvidseg.imageio import IMAGE_SUFFIXES
 from camvidseg.pipeline.manifest import ManifestEntry
 
-__all__ = ["IMAGE_SUFFIXES", "InputFile", "InputPlan", "discover_inputs", "output_name"]
+__all__ = ["InputFile", "InputPlan", "discover_inputs", "output_name"]
 
 log = logging.getLogger("camvidseg")
-
-#: File suffixes (lower case) picked up in folders when no glob is given.
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-    | {".ppm", ".pgm", ".pbm", ".pnm"}
-)
 
 
 def _fspath(value: str | os.PathLike[str]) -> str:
@@ -190,9 +185,10 @@ def discover_inputs(
 
     Folders are walked recursively in name order; hidden files and folders (names starting with
     ``.``) are skipped, symbolic links are followed (loops are walked once). Without ``globs``
-    files with an image suffix (:data:`IMAGE_SUFFIXES`) are taken; with ``globs``, files whose
-    path relative to their folder matches one of them (:meth:`pathlib.PurePath.match`, e.g.
-    ``"*.jpg"`` or ``"cam1/*.png"``). Files named directly are always taken.
+    files with an image suffix (:data:`~camvidseg.imageio.IMAGE_SUFFIXES`) are taken; with
+    ``globs``, files whose path relative to their folder matches one of them
+    (:meth:`pathlib.PurePath.match`, e.g. ``"*.jpg"`` or ``"cam1/*.png"``). Files named directly
+    are always taken.
 
     Args:
         inputs: Image files and folders.
