@@ -20,6 +20,7 @@ import attrs
 
 from camvidseg._types import Scores
 from camvidseg.exceptions import ConfigError
+from camvidseg.imageio import TEMP_PREFIX
 from camvidseg.pipeline.inputs import InputFile, InputPlan, discover_inputs
 from camvidseg.pipeline.manifest import (
     ManifestEntry,
@@ -46,8 +47,9 @@ log = logging.getLogger("camvidseg")
 
 LOCK_NAME = ".camvidseg.lock"
 
-# Temporary files of camvidseg.imageio.atomic_write: ".<name>.<8 random chars>.tmp".
-_TEMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+# Temporary files of camvidseg.imageio.atomic_write: ".cvs-<8 random chars>.tmp", and
+# ".<name>.<8 random chars>.tmp", the name earlier versions gave them (a killed older run).
+_TEMP_FILE = re.compile(r"^(?:" + re.escape(TEMP_PREFIX) + r"|\..+\.)[a-z0-9_]{8}\.tmp$")
 
 
 @contextlib.contextmanager
