@@ -78,11 +78,7 @@ def test_every_layer_is_known() -> None:
 def test_no_module_imports_from_a_higher_layer(module: str, path: Path) -> None:
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     own = layer_of(module)
-    above = {
-        name: layer_of(name)
-        for name in imported(path, package)
-        if layer_of(name) > own
-    }
+    above = {name: layer_of(name) for name in imported(path, package) if layer_of(name) > own}
     assert not above, (
         f"{module} (layer {own}) imports from higher layers: {above}; see docs/architecture.md"
     )

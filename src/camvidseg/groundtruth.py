@@ -221,6 +221,8 @@ def read_label_file(
             raise UnknownColorError(f"{path}: {exc}") from None
         return LabelFile(decoded, rgb_palette, path, "rgb")
     palette = (embedded if use_embedded else None) or index_palette
+    if use_embedded and embedded is None:
+        log.debug("%s embeds no CamVid palette; reading its ids as %s", path, palette.name)
     check_label_ids(np.bincount(labels.reshape(-1), minlength=256), palette, str(path))
     return LabelFile(labels, palette, path, "index")
 

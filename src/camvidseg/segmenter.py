@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -59,8 +58,6 @@ _BAND_BYTES = DEFAULT_BAND_BYTES
 _Labelled = tuple[LabelMap, ConfidenceMap, "Scores | None"]
 #: Guards the layout a Segmenter detects (rarely taken: once per Segmenter).
 _DETECT_LOCK = threading.Lock()
-
-log = logging.getLogger("camvidseg")
 
 
 def _check_result(instance: Segmentation, attribute: attrs.Attribute[Any], value: Any) -> None:
