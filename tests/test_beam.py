@@ -27,6 +27,7 @@ from camvidseg.beam import (
 from camvidseg.beam.files import WILDCARDS, is_image_name
 from camvidseg.beam.handler import element_bytes, open_segmenter
 from camvidseg.beam.manifest import check_previous, output_options
+from camvidseg.beam.records import KeyedImage
 from camvidseg.cleanup import CleanupConfig
 from camvidseg.config import SegmentConfig
 from camvidseg.exceptions import ConfigError
@@ -163,7 +164,7 @@ def test_handler_refuses_a_bad_config_on_the_driver() -> None:
 
 
 def test_num_bytes_come_from_the_arrays() -> None:
-    batch = [
+    batch: list[KeyedImage] = [
         ("a", np.zeros((10, 20, 3), np.uint8)),
         ("bb", LoadedImage(np.zeros((2, 2, 3), np.uint8))),
     ]
