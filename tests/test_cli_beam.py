@@ -7,14 +7,17 @@ The runs are shared by the tests of this module (a module fixture): Beam's start
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -280,3 +283,87 @@ def test_help_and_the_package_never_import_beam() -> None:
     assert done.returncode == 0, done.stderr
     assert "camvidseg beam 'frames/**/*.jpg' -o out/" in done.stdout  # an example
     assert "-- BEAM_PIPELINE_OPTIONS" in done.stdout
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Iterator[Path]:
+    """A folder that Beam's FileSystems reach as ``camvidtest://`` paths only."""
+    from tests.beam_remote import RemoteFileSystemForTests
+
+    root = tmp_path / "bucket"
+    root.mkdir()
+    previous = RemoteFileSystemForTests.root
+    RemoteFileSystemForTests.root = root
+    yield root
+    RemoteFileSystemForTests.root = previous
+
+
+@pytest.mark.slow
+def test_remote_inputs_outputs_and_ground_truth_go_through_beam_file_systems(
+    remote: Path,
+) -> None:
+    inputs, _ = write_inputs(remote)
+    for name in ("corrupt.png", "truncated.png", "large.png", "dup.png", "b.jpg", "dup.jpg"):
+        (inputs / name).unlink()
+    args = ("camvidtest://in/**", "-o", "camvidtest://out", "--model", "fake:33", "--json")
+    first = run_cli("beam", *args, "--gt", "camvidtest://gt", "--outputs", "labels,panel")
+    assert first.code == 0, first.stderr
+    summary = json.loads(first.stdout.splitlines()[-1])
+    assert (summary["ok"], summary["error"], summary["manifest"]) == (
+        3,
+        0,
+        "camvidtest://out/manifest.json",
+    )
+    assert summary["evaluation"]["miou"] == 1.0  # PNG street scenes: the fake model is exact
+    out = remote / "out"
+    for name in ("a", "sub/c", "sub/e"):
+        labels = load_label_png(out / "labels" / f"{name}.png")
+        _, expected = street_scene(*labels.shape, seed=sorted(GOOD).index(_input_of(name)))
+        np.testing.assert_array_equal(labels, expected)
+        assert (out / "panel" / f"{name}.png").is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(e["input"] for e in manifest["entries"]) == [
+        "camvidtest://in/a.png",
+        "camvidtest://in/sub/c.png",
+        "camvidtest://in/sub/e.png",
+    ]
+    assert (out / "errors.jsonl").read_text() == ""
+    again = run_cli("beam", *args, "--outputs", "labels,panel")
+    assert json.loads(again.stdout.splitlines()[-1])["skipped"] == 3
+
+
+def _input_of(name: str) -> str:
+    return next(relative for relative, output in GOOD.items() if output == name)
+
+
+def test_a_model_folder_on_a_beam_file_system_is_staged_locally(
+    remote: Path, tmp_path: Path
+) -> None:
+    from camvidseg.beam.handler import stage_model
+
+    model = remote / "models" / "hrnet"
+    (model / "variables").mkdir(parents=True)
+    (model / "saved_model.pb").write_bytes(b"graph")
+    (model / "variables" / "variables.index").write_bytes(b"index")
+    staged, cache = stage_model("camvidtest://models/hrnet", None, local_root=tmp_path / "local")
+    assert Path(staged).is_relative_to(tmp_path / "local")
+    assert (Path(staged) / "saved_model.pb").read_bytes() == b"graph"
+    assert (Path(staged) / "variables" / "variables.index").read_bytes() == b"index"
+    assert cache is None
+    # Once per machine: a second call reuses the copy.
+    (model / "saved_model.pb").write_bytes(b"changed")
+    assert (
+        stage_model("camvidtest://models/hrnet", None, local_root=tmp_path / "local")[0] == staged
+    )
+    assert (Path(staged) / "saved_model.pb").read_bytes() == b"graph"
+    # A TF Hub cache folder in the bucket: the handle's entry is copied into a local cache.
+    handle = "https://tfhub.dev/google/HRNet/camvid-hrnetv2-w48/1"
+    digest = hashlib.sha1(handle.encode()).hexdigest()
+    (remote / "tfhub" / digest).mkdir(parents=True)
+    (remote / "tfhub" / digest / "saved_model.pb").write_bytes(b"cached")
+    same, local_cache = stage_model(handle, "camvidtest://tfhub", local_root=tmp_path / "local")
+    assert same == handle
+    assert local_cache is not None
+    assert (Path(local_cache) / digest / "saved_model.pb").read_bytes() == b"cached"
+    # Local handles and caches are left alone.
+    assert stage_model("/models/x", "/cache", local_root=tmp_path / "l") == ("/models/x", "/cache")

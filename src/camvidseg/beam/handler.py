@@ -16,12 +16,19 @@ Beam's ``TFModelHandlerTensor`` does not fit this model: it loads with
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Union
 
 import attrs
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler
 
 from camvidseg._types import ImageArray
@@ -37,7 +44,13 @@ from camvidseg.exceptions import ConfigError
 from camvidseg.imageio import LoadedImage, to_rgb_array
 from camvidseg.segmenter import DEFAULT_HANDLE, Segmentation, Segmenter
 
-__all__ = ["METRICS_NAMESPACE", "SegmenterModel", "SegmenterModelHandler", "open_segmenter"]
+__all__ = [
+    "METRICS_NAMESPACE",
+    "SegmenterModel",
+    "SegmenterModelHandler",
+    "open_segmenter",
+    "stage_model",
+]
 
 log = logging.getLogger("camvidseg")
 
@@ -52,15 +65,94 @@ def open_segmenter(
 ) -> Segmenter:
     """The Segmenter ``config`` describes, without keeping input images on its results.
 
-    Loads through :meth:`SegmentConfig.build_segmenter`, the library's one way from settings to a
-    model. STAND-IN until the resolver of issue 10 (``camvidseg.backends.open_backend``) lands:
-    ``build_segmenter`` opens handles with ``Segmenter.from_hub``, which does not know the
-    ``fake:`` test models yet, so those are built here; afterwards this is the last line alone.
+    A model or TF Hub cache folder on a Beam file system is staged to local disk first
+    (:func:`stage_model`). Loads through :meth:`SegmentConfig.build_segmenter`, the library's one
+    way from settings to a model. STAND-IN until the resolver of issue 10
+    (``camvidseg.backends.open_backend``) lands: ``build_segmenter`` opens handles with
+    ``Segmenter.from_hub``, which does not know the ``fake:`` test models yet, so those are built
+    here; afterwards the ``fake:`` branch goes.
     """
     handle = config.model or DEFAULT_HANDLE
     if handle.startswith("fake:"):
         return config.build_segmenter(_fake_backend(handle), keep_image=False)
-    return config.build_segmenter(cache_dir=cache_dir, timeout=timeout, keep_image=False)
+    handle, cache_dir = stage_model(handle, cache_dir)
+    return attrs.evolve(config, model=handle).build_segmenter(
+        cache_dir=cache_dir, timeout=timeout, keep_image=False
+    )
+
+
+def _on_beam_file_system(path: str) -> bool:
+    """Whether ``path`` is on a file system Beam can read here other than the local one."""
+    if FileSystems.get_scheme(path) in (None, "http", "https"):
+        return False
+    try:
+        FileSystems.get_filesystem(path)
+    except ValueError:  # e.g. gs:// without apache-beam[gcp]: leave it to TF Hub
+        return False
+    return True
+
+
+def _copy_folder(source: str, target: Path) -> Path:
+    """Copy the files under ``source`` (a Beam file system folder) to ``target``, once per
+    machine: into a temporary folder beside it, renamed into place (the first process wins)."""
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    prefix = source.rstrip("/") + "/"
+    try:
+        for metadata in FileSystems.match([prefix + "**"])[0].metadata_list:
+            local = partial / str(metadata.path)[len(prefix) :]
+            local.parent.mkdir(parents=True, exist_ok=True)
+            with (
+                FileSystems.open(
+                    metadata.path, compression_type=CompressionTypes.UNCOMPRESSED
+                ) as remote,
+                open(local, "wb") as out,
+            ):
+                shutil.copyfileobj(remote, out, 1 << 20)
+        try:
+            partial.rename(target)
+        except OSError:  # another process staged it first
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def stage_model(
+    handle: str, cache_dir: str | None, *, local_root: str | os.PathLike[str] | None = None
+) -> tuple[str, str | None]:
+    """The ``(handle, cache_dir)`` a worker loads with.
+
+    * A SavedModel folder on a Beam file system (``gs://bucket/models/hrnet``,
+      ``s3://...``: a folder holding ``saved_model.pb``) is copied to local disk once per
+      machine, and that copy is loaded.
+    * A TF Hub cache folder on one (``--cache-dir gs://bucket/tfhub_modules``, filled once with
+      ``camvidseg model download`` and copied there) has the handle's entry copied to a local
+      cache folder, which is then used; a handle it lacks is downloaded into the local one.
+    * Anything else is returned unchanged.
+
+    Args:
+        handle: The model handle.
+        cache_dir: The TF Hub cache folder, or ``None``.
+        local_root: Where staged copies go (default: ``$TMPDIR/camvidseg-staged``).
+    """
+    if local_root is None:
+        local_root = Path(tempfile.gettempdir()) / "camvidseg-staged"
+    root = Path(local_root)
+    digest = hashlib.sha1(handle.encode("utf8")).hexdigest()
+    if _on_beam_file_system(handle) and FileSystems.exists(handle.rstrip("/") + "/saved_model.pb"):
+        return str(_copy_folder(handle, root / "models" / digest)), cache_dir
+    if cache_dir is not None and _on_beam_file_system(cache_dir):
+        local_cache = root / "tfhub_modules"
+        # tensorflow_hub's cache layout: one folder per handle, named by its SHA-1.
+        entry = f"{cache_dir.rstrip('/')}/{digest}"
+        if FileSystems.exists(entry + "/saved_model.pb"):
+            _copy_folder(entry, local_cache / digest)
+        return handle, str(local_cache)
+    return handle, cache_dir
 
 
 def _fake_backend(handle: str) -> Any:
