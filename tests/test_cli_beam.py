@@ -367,3 +367,15 @@ def test_a_model_folder_on_a_beam_file_system_is_staged_locally(
     assert (Path(local_cache) / digest / "saved_model.pb").read_bytes() == b"cached"
     # Local handles and caches are left alone.
     assert stage_model("/models/x", "/cache", local_root=tmp_path / "l") == ("/models/x", "/cache")
+
+
+@pytest.mark.slow
+def test_a_model_that_cannot_load_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    Image.fromarray(street_scene(8, 8)[0]).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    failed = run_cli("beam", f"{tmp_path}/a.png", "-o", str(out), "--model", "/no/such/model")
+    assert failed.code == 2
+    lines = failed.stderr.splitlines()
+    assert lines == [next(line for line in lines if line.startswith("camvidseg: error: "))]
+    assert "/no/such/model" in lines[0]
+    assert not (out / ".camvidseg-beam").exists()

@@ -28,8 +28,10 @@ __all__ = [
     "is_local",
     "join",
     "local_copy",
+    "mirrored_name",
     "read_bytes",
     "relative_path",
+    "with_uri",
     "write_atomically",
     "write_bytes_atomically",
 ]
@@ -205,8 +207,3 @@ def with_uri(message: str, local: Path, uri: str) -> str:
         'gs://b/a.png: empty file'
     """
     return message.replace(str(local), uri)
-
-
-def output_exists_error(path: str) -> ConfigError:
-    """The error for an output folder that is a file."""
-    return ConfigError(f"output {path} exists and is not a folder")

@@ -23,12 +23,22 @@ class _DropNoise(logging.Filter):
 
 
 @contextlib.contextmanager
-def quiet_beam_noise() -> Iterator[None]:
-    """Drop :data:`NOISE` from the root logger while the block runs."""
+def quiet_beam_noise(*, runner_errors: bool = False) -> Iterator[None]:
+    """Drop :data:`NOISE` from the root logger while the block runs.
+
+    Args:
+        runner_errors: Also silence the runners' own error logs (a failing step's traceback),
+            for a caller that reports the exception the pipeline raises itself.
+    """
     noise = _DropNoise()
     root = logging.getLogger()
+    runners = logging.getLogger("apache_beam.runners")
+    level = runners.level
     root.addFilter(noise)
+    if runner_errors:
+        runners.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
         root.removeFilter(noise)
+        runners.setLevel(level)

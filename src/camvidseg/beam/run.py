@@ -13,10 +13,12 @@ is done (each written under a temporary name and renamed into place).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import secrets
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -341,14 +343,13 @@ def _write_lines(path: str, lines: Sequence[bytes], scratch: Path) -> None:
     write_atomically(path, encode, scratch)
 
 
-def _evaluation(work: str, classes: int) -> EvaluationResult | None:
+def _evaluation(work: str) -> EvaluationResult | None:
     lines = list(_lines(_shards(f"{work}/evaluation")))
     if not lines:
         return None
     data = json.loads(lines[0])
     matrix = ConfusionMatrix.from_dict(data["confusion"])
     problems = [EvaluationProblem(p["kind"], p["path"], p["message"]) for p in data["problems"]]
-    del classes
     return matrix.compute(problems)
 
 
@@ -375,9 +376,9 @@ def run_beam(job: BeamJob) -> BeamReport:
     options = PipelineOptions([f"--runner={job.runner}", *job.pipeline_args])
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, job, work)
-    result = pipeline.run()
-    result.wait_until_finish()
     try:
+        result = pipeline.run()
+        result.wait_until_finish()
         return _finish(job, work, result, started_at, started, recorded, model)
     finally:
         _remove(work)
@@ -400,7 +401,7 @@ def _finish(
         entries.append((str(entry["input"]), line))
     entries.sort()
     errors = sorted(_lines(_shards(f"{work}/errors")))
-    evaluation = _evaluation(work, job.config.classes) if job.ground_truth is not None else None
+    evaluation = _evaluation(work) if job.ground_truth is not None else None
     summary = RunSummary(
         total=len(entries),
         ok=counts["ok"],
@@ -438,13 +439,15 @@ def _finish(
 
 
 def _remove(work: str) -> None:
+    """Delete the run's temporary folder (and the hidden folder holding it, when empty)."""
     try:
+        if is_local(work):
+            shutil.rmtree(work, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                Path(work).parent.rmdir()  # only when no other run uses it
+            return
         files = [str(m.path) for m in FileSystems.match([work + "/**"])[0].metadata_list]
         if files:
             FileSystems.delete(files)
-        if is_local(work):
-            for folder in (Path(work), Path(work).parent):
-                if folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
     except Exception as exc:  # leftovers are hidden and harmless; say so and go on
         log.warning("could not remove the temporary folder %s: %s", work, exc)

@@ -257,7 +257,9 @@ def run(args: argparse.Namespace) -> int:
     from camvidseg.beam import run_beam
     from camvidseg.beam.logs import quiet_beam_noise
 
-    with quiet_beam_noise():
+    # A failing step raises its error here, which main() prints on one line; Beam's traceback
+    # of it is for -v.
+    with quiet_beam_noise(runner_errors=not args.verbose):
         report = run_beam(job)
     if report.summary.total == 0:
         print(f"camvidseg: error: no images match {job.pattern}", file=sys.stderr)
