@@ -207,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
                 "beam peak RSS, model_copies 2 / 1",
                 round(peaks[2] / peaks[1], 3),
                 detail=f"{peaks[2] / MIB:.0f} MiB vs {peaks[1] / MIB:.0f} MiB with the {kind}, "
-                f"{args.memory_images} images; +{(peaks[2] - peaks[1]) / MIB:.0f} MiB for the "
+                f"{args.memory_images} images; {(peaks[2] - peaks[1]) / MIB:+.0f} MiB for the "
                 "second copy",
             )
         )
