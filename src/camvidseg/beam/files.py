@@ -19,7 +19,8 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from camvidseg.exceptions import ConfigError
-from camvidseg.pipeline import IMAGE_SUFFIXES, output_name
+from camvidseg.imageio import IMAGE_SUFFIXES, TEMP_PREFIX
+from camvidseg.pipeline import output_name
 
 __all__ = [
     "WILDCARDS",
@@ -114,11 +115,11 @@ def join(base: str, *parts: str) -> str:
 
 
 def _temporary_name(path: str) -> str:
-    """A hidden temporary name beside ``path``: ``.NAME.xxxxxxxx.tmp``, as the library's own
-    atomic writes use (so ``camvidseg segment`` clears ones a killed run left), with the name
-    shortened so that any name the file system accepts still fits."""
-    folder, name = path.rsplit("/", 1) if "/" in path else ("", path)
-    temporary = f".{name[:100]}.{secrets.token_hex(4)}.tmp"
+    """A short hidden temporary name beside ``path`` (``.cvs-xxxxxxxx.tmp``), as the library's
+    own atomic writes use: ``camvidseg segment`` clears ones a killed run left, and any name the
+    file system accepts still fits."""
+    folder = path.rsplit("/", 1)[0] if "/" in path else ""
+    temporary = f"{TEMP_PREFIX}{secrets.token_hex(4)}.tmp"
     return f"{folder}/{temporary}" if folder else temporary
 
 

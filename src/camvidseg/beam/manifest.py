@@ -19,6 +19,7 @@ from camvidseg.beam.files import read_bytes
 from camvidseg.config import SegmentConfig
 from camvidseg.exceptions import ConfigError
 from camvidseg.pipeline import OUTPUT_KINDS, RunOptions
+from camvidseg.pipeline.manifest import MANIFEST_FORMAT
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -30,8 +31,6 @@ __all__ = [
     "read_previous",
 ]
 
-#: Version of ``camvidseg segment``'s manifest layout that this writes.
-MANIFEST_FORMAT = 1
 _ENTRIES_LINE = b' "entries": ['
 _ALREADY_PRESENT = "outputs already present"
 
