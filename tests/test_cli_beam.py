@@ -27,7 +27,7 @@ from camvidseg.cli import main
 from camvidseg.imageio import load_label_png
 from camvidseg.palette import CamVidPalette
 from camvidseg.testing import street_scene
-from tests.test_cli_segment import cli_env
+from tests.childproc import CHILD_TIMEOUT, cli_env
 
 pytestmark = pytest.mark.beam
 
@@ -278,7 +278,11 @@ def test_help_and_the_package_never_import_beam() -> None:
         "assert not [m for m in sys.modules if m.startswith(('apache_beam', 'tensorflow'))]\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
     )
     assert done.returncode == 0, done.stderr
     assert "camvidseg beam 'frames/**/*.jpg' -o out/" in done.stdout  # an example

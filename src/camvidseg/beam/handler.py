@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import attrs
 from apache_beam.io.filesystem import CompressionTypes
@@ -57,7 +57,7 @@ log = logging.getLogger("camvidseg")
 #: Namespace of every Beam metric camvidseg reports (RunInference's own ones included).
 METRICS_NAMESPACE = "camvidseg"
 
-Outcome = Union[Segmented, DeadLetter]  # noqa: UP007 (a runtime alias on Python 3.10)
+Outcome = Segmented | DeadLetter
 
 
 def open_segmenter(

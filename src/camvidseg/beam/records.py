@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Union
+from typing import Any
 
 import attrs
 
@@ -41,7 +41,7 @@ DEAD_LETTER = "dead_letter"
 STAGES: tuple[str, ...] = ("input", "read", "decode", "validate", "inference", "write")
 
 #: An element of :class:`~camvidseg.beam.Segment`: ``(uri, image)``.
-KeyedImage = tuple[str, Union[LoadedImage, ImageArray]]  # noqa: UP007 (runtime alias, 3.10)
+KeyedImage = tuple[str, LoadedImage | ImageArray]
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 
