@@ -46,6 +46,7 @@ def configs(draw: st.DrawFn) -> SegmentConfig:
         model=draw(st.none() | st.text(max_size=30)),
         classes=draw(st.sampled_from([32, 11])),
         max_side=draw(st.none() | st.integers(1, 10_000)),
+        batch_size=draw(st.integers(1, 64)),
         tile=tile,
         overlap=draw(st.integers(0, (tile or 512) // 2)),
         drop_void=draw(st.booleans()),
