@@ -169,3 +169,22 @@ def test_batch_size_is_written_only_when_set(tmp_path: Path) -> None:
         "min_confidence": None,
         "description": "",
     }
+
+
+def test_flags_apply_by_field_name() -> None:
+    args = parse()
+    fields = {f.name for f in attrs.fields(SegmentConfig)}
+    assert fields & set(vars(args)) == {
+        "model",
+        "classes",
+        "max_side",
+        "batch_size",
+        "tile",
+        "overlap",
+        "tta",
+        "min_confidence",
+    }
+    # A flag named after a field overrides it with no code of its own in config_from_args.
+    args.drop_void = True
+    args.grouping = "merge"
+    assert config_from_args(args) == SegmentConfig(drop_void=True)

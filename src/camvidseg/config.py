@@ -57,14 +57,25 @@ if TYPE_CHECKING:
     from camvidseg.backends.base import Backend
     from camvidseg.segmenter import Segmenter
 
-__all__ = ["CONFIG_VERSION", "SegmentConfig", "load_config", "load_json_file", "save_config"]
+__all__ = [
+    "ADDED_LATER",
+    "CONFIG_VERSION",
+    "NOT_A_SEGMENTER_ARGUMENT",
+    "SegmentConfig",
+    "load_config",
+    "load_json_file",
+    "save_config",
+]
 
 #: Version of the config file format this library writes (and the newest it reads).
 CONFIG_VERSION = 1
-#: Keys added to the format after version 1, with their defaults: :meth:`SegmentConfig.to_dict`
-#: writes them only when they differ from the default, so a file that does not use them stays
-#: readable by an older camvidseg (which refuses unknown keys).
-_ADDED_KEYS: Mapping[str, object] = {"batch_size": 1}
+#: Field metadata of a setting added to the file format after version 1:
+#: :meth:`SegmentConfig.to_dict` writes it only when it differs from its default, so a file that
+#: does not use it stays readable by an older camvidseg (which refuses unknown keys).
+ADDED_LATER: Mapping[str, object] = {"omit_default": True}
+#: Field metadata of a setting that is not a :class:`~camvidseg.Segmenter` argument (the model
+#: handle is opened by :meth:`SegmentConfig.build_segmenter`; ``classes`` becomes the palette).
+NOT_A_SEGMENTER_ARGUMENT: Mapping[str, object] = {"segmenter": False}
 
 _T = TypeVar("_T")
 
@@ -134,11 +145,16 @@ class SegmentConfig:
         validator=validators.optional(
             validators.instance_of(str, "a string (model handle or folder)")
         ),
+        metadata=NOT_A_SEGMENTER_ARGUMENT,
     )
-    classes: int = attrs.field(default=32, validator=validators.in_((32, 11)))
+    classes: int = attrs.field(
+        default=32, validator=validators.in_((32, 11)), metadata=NOT_A_SEGMENTER_ARGUMENT
+    )
     grouping: str = attrs.field(default="merge", validator=validators.in_(available_groupings))
     max_side: int | None = attrs.field(default=None, validator=_POSITIVE_OR_NULL)
-    batch_size: int = attrs.field(default=1, validator=validators.int_range(1))
+    batch_size: int = attrs.field(
+        default=1, validator=validators.int_range(1), metadata=ADDED_LATER
+    )
     tile: int | None = attrs.field(default=None, validator=_POSITIVE_OR_NULL)
     overlap: int = attrs.field(default=64, validator=_check_overlap)
     drop_void: bool = attrs.field(
@@ -151,7 +167,7 @@ class SegmentConfig:
         converter=_to_min_confidence,
         validator=validators.optional(validators.in_range(0, 1)),
     )
-    description: str = attrs.field(default="", validator=_STRING)
+    description: str = attrs.field(default="", validator=_STRING, metadata=NOT_A_SEGMENTER_ARGUMENT)
 
     def __attrs_post_init__(self) -> None:
         if self.cleanup.classes is not None:
@@ -171,30 +187,18 @@ class SegmentConfig:
     # -- serialisation ------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict with ``"version"`` first; :meth:`from_dict` restores an equal config.
+        """JSON-ready dict with ``"version"`` first, then every field in order;
+        :meth:`from_dict` restores an equal config.
 
-        Keys added after format version 1 (``batch_size``) are left out at their defaults.
+        Fields added after format version 1 (``batch_size``) are left out at their defaults.
         """
-        data: dict[str, Any] = {
-            "version": CONFIG_VERSION,
-            "model": self.model,
-            "classes": self.classes,
-            "grouping": self.grouping,
-            "max_side": self.max_side,
-            "batch_size": self.batch_size,
-            "tile": self.tile,
-            "overlap": self.overlap,
-            "drop_void": self.drop_void,
-            "tta": None if self.tta is None else self.tta.to_dict(),
-            "cleanup": self.cleanup.to_dict(),
-            "min_confidence": self.min_confidence,
-            "description": self.description,
-        }
-        return {
-            key: value
-            for key, value in data.items()
-            if key not in _ADDED_KEYS or value != _ADDED_KEYS[key]
-        }
+        data: dict[str, Any] = {"version": CONFIG_VERSION}
+        for field in attrs.fields(SegmentConfig):
+            value = getattr(self, field.name)
+            if field.metadata.get("omit_default") and value == field.default:
+                continue
+            data[field.name] = value.to_dict() if hasattr(value, "to_dict") else value
+        return data
 
     def to_json(self) -> str:
         """:meth:`to_dict` as indented JSON."""
@@ -242,22 +246,19 @@ class SegmentConfig:
     def segmenter_options(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~camvidseg.Segmenter` (all but the backend).
 
-        Keys: ``palette``, ``grouping``, ``max_side``, ``batch_size``, ``tile``, ``overlap``,
-        ``drop_void``, ``tta``, ``cleanup`` (``None`` when no step is on) and
-        ``min_confidence``.
+        Every field that is a Segmenter argument, under its own name (``grouping``,
+        ``max_side``, ``batch_size``, ``tile``, ``overlap``, ``drop_void``, ``tta``,
+        ``min_confidence``; ``cleanup`` is ``None`` when no step is on), and ``palette`` for
+        ``classes``.
         """
-        return {
-            "palette": self.palette,
-            "grouping": self.grouping,
-            "max_side": self.max_side,
-            "batch_size": self.batch_size,
-            "tile": self.tile,
-            "overlap": self.overlap,
-            "drop_void": self.drop_void,
-            "tta": self.tta,
-            "cleanup": self.cleanup if self.cleanup.enabled else None,
-            "min_confidence": self.min_confidence,
+        options = {
+            field.name: getattr(self, field.name)
+            for field in attrs.fields(SegmentConfig)
+            if field.metadata.get("segmenter", True)
         }
+        options["palette"] = self.palette
+        options["cleanup"] = self.cleanup if self.cleanup.enabled else None
+        return options
 
     def build_segmenter(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from camvidseg.backends.handles import DEFAULT_HANDLE, FAKE_PREFIX
+from camvidseg.backends.handles import DEFAULT_HANDLE, DEFAULT_TIMEOUT, FAKE_PREFIX
 from camvidseg.exceptions import CamVidSegError, ConfigError, ModelLoadError
 
 EXIT_OK = 0
@@ -51,9 +51,10 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--timeout",
         type=float,
-        default=30.0,
+        default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
-        help="give up a model download when the network stalls this long (default: 30)",
+        help="give up a model download when the network stalls this long "
+        f"(default: {DEFAULT_TIMEOUT:g})",
     )
     group.add_argument(
         "--batch-size", type=positive_int, default=None, metavar="N", help="images per model call"

@@ -8,14 +8,15 @@ the load-time options ``--cache-dir`` and ``--timeout``). A flag given on the co
 over the file; what neither sets keeps the built-in default (for the model:
 ``$CAMVIDSEG_MODEL``, else the published HRNet).
 
-A new setting is a field on :class:`~camvidseg.config.SegmentConfig`, one flag here (or in
-``add_model_options``) and one line in :func:`config_from_args`.
+A new setting is a field on :class:`~camvidseg.config.SegmentConfig` and one flag of the same
+name here (or in ``add_model_options``); :func:`config_from_args` applies it by name.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from camvidseg.cli._common import (
@@ -148,9 +149,26 @@ def add_config_options(parser: argparse.ArgumentParser, *, postprocessing: bool 
     )
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
+#: How a flag's value becomes its field's value, where they differ.
+_FLAG_VALUE: dict[str, Callable[[Any], Any]] = {
+    "classes": int,  # --classes 32|11 is a choice of strings
+    "tile": lambda tile: tile or None,  # --tile 0: automatic tiling, whatever the file says
+}
+#: Fields set from several flags (below), not from one of their own name.
+_SEVERAL_FLAGS = ("tta", "cleanup")
+
+
 def config_from_args(args: argparse.Namespace) -> SegmentConfig:
     """The config file of ``--config`` (or the defaults) with the flags given applied over it,
     field by field (a flag left out keeps the file's value).
+
+    A flag whose destination is the name of a :class:`~camvidseg.config.SegmentConfig` field
+    overrides that field; ``--tta``/``--tta-scales`` and the cleanup flags override parts of
+    ``tta`` and ``cleanup``.
 
     Raises:
         ConfigError: a bad config file (naming it and the key), or flags that do not fit
@@ -163,17 +181,11 @@ def config_from_args(args: argparse.Namespace) -> SegmentConfig:
     from camvidseg.tta import TTAConfig
 
     config = load_config(args.config) if args.config is not None else SegmentConfig()
-    flags = {
-        "model": args.model,
-        "classes": None if args.classes is None else int(args.classes),
-        "max_side": args.max_side,
-        "batch_size": args.batch_size,
-        "overlap": args.overlap,
-        "min_confidence": getattr(args, "min_confidence", None),
-    }
-    changes: dict[str, Any] = {name: value for name, value in flags.items() if value is not None}
-    if args.tile is not None:  # --tile 0: automatic tiling, whatever the file says
-        changes["tile"] = args.tile or None
+    changes: dict[str, Any] = {}
+    for field in attrs.fields(SegmentConfig):
+        value = getattr(args, field.name, None)
+        if value is not None and field.name not in _SEVERAL_FLAGS:
+            changes[field.name] = _FLAG_VALUE.get(field.name, _same)(value)
     tta_mode = getattr(args, "tta", None)
     scales = getattr(args, "tta_scales", None)
     if tta_mode == "none":
