@@ -157,7 +157,7 @@ def test_handler_refuses_bad_batch_settings(options: dict[str, Any], message: st
 
 
 def test_handler_refuses_a_bad_config_on_the_driver() -> None:
-    with pytest.raises(ConfigError, match=r"cleanup\.majority"):
+    with pytest.raises(ConfigError, match=r"majority must be 0 \(off\) or an odd integer"):
         SegmenterModelHandler({"cleanup": {"majority": "3"}})
     with pytest.raises(ConfigError, match="inference_args"):
         handler().validate_inference_args({"x": 1})

@@ -31,7 +31,9 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler
 
+from camvidseg import validators
 from camvidseg._types import ImageArray
+from camvidseg.backends import DEFAULT_HANDLE
 from camvidseg.beam.records import (
     DeadLetter,
     KeyedImage,
@@ -42,7 +44,7 @@ from camvidseg.beam.records import (
 from camvidseg.config import SegmentConfig
 from camvidseg.exceptions import ConfigError
 from camvidseg.imageio import LoadedImage, to_rgb_array
-from camvidseg.segmenter import DEFAULT_HANDLE, Segmentation, Segmenter
+from camvidseg.segmenter import Segmentation, Segmenter
 
 __all__ = [
     "METRICS_NAMESPACE",
@@ -66,16 +68,10 @@ def open_segmenter(
     """The Segmenter ``config`` describes, without keeping input images on its results.
 
     A model or TF Hub cache folder on a Beam file system is staged to local disk first
-    (:func:`stage_model`). Loads through :meth:`SegmentConfig.build_segmenter`, the library's one
-    way from settings to a model. STAND-IN until the resolver of issue 10
-    (``camvidseg.backends.open_backend``) lands: ``build_segmenter`` opens handles with
-    ``Segmenter.from_hub``, which does not know the ``fake:`` test models yet, so those are built
-    here; afterwards the ``fake:`` branch goes.
+    (:func:`stage_model`); then :meth:`SegmentConfig.build_segmenter`, the library's one way
+    from settings to a model, opens the handle through :func:`camvidseg.backends.open_backend`.
     """
-    handle = config.model or DEFAULT_HANDLE
-    if handle.startswith("fake:"):
-        return config.build_segmenter(_fake_backend(handle), keep_image=False)
-    handle, cache_dir = stage_model(handle, cache_dir)
+    handle, cache_dir = stage_model(config.model or DEFAULT_HANDLE, cache_dir)
     return attrs.evolve(config, model=handle).build_segmenter(
         cache_dir=cache_dir, timeout=timeout, keep_image=False
     )
@@ -155,28 +151,6 @@ def stage_model(
     return handle, cache_dir
 
 
-def _fake_backend(handle: str) -> Any:
-    """STAND-IN (see :func:`open_segmenter`): ``fake:33``, ``fake:32``, ``fake:noisy``, each
-    with an optional ``?latency=SECONDS`` per model call."""
-    from camvidseg.backends.fake import NearestColorBackend, SpeckleNoiseBackend
-
-    spec, _, query = handle.removeprefix("fake:").partition("?")
-    if spec not in ("", "32", "33", "noisy"):
-        raise ConfigError(f"unknown fake model {handle!r} (use fake:33, fake:32 or fake:noisy)")
-    latency = 0.0
-    for item in filter(None, query.split("&")):
-        key, _, value = item.partition("=")
-        try:
-            latency = float(value)
-        except ValueError:
-            latency = -1.0
-        if key != "latency" or not 0.0 <= latency < float("inf"):
-            raise ConfigError(f"fake model parameters are latency=SECONDS (got {item!r})")
-    channels = 32 if spec == "32" else 33
-    backend = NearestColorBackend(channels=channels, latency=latency)
-    return SpeckleNoiseBackend(backend) if spec == "noisy" else backend
-
-
 class SegmenterModel:
     """What :meth:`SegmenterModelHandler.load_model` returns: a Segmenter behind one method whose
     arguments and results pickle, so that Beam can also serve it from another process
@@ -203,20 +177,16 @@ def element_bytes(element: KeyedImage) -> int:
     return int(image_array(image).nbytes) + len(uri.encode())
 
 
-def _positive(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    del instance
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise ConfigError(f"{attribute.name} must be an integer >= 1 (got {value!r})")
-
-
 @attrs.frozen
 class _Settings:
     """The handler's own settings, checked once on the driver."""
 
-    min_batch_size: int = attrs.field(validator=_positive)
-    max_batch_size: int = attrs.field(validator=_positive)
-    max_batch_bytes: int | None = attrs.field(validator=_positive)
-    model_copies: int | None = attrs.field(validator=_positive)
+    min_batch_size: int = attrs.field(validator=validators.int_range(1))
+    max_batch_size: int = attrs.field(validator=validators.int_range(1))
+    max_batch_bytes: int | None = attrs.field(
+        validator=validators.optional(validators.int_range(1))
+    )
+    model_copies: int | None = attrs.field(validator=validators.optional(validators.int_range(1)))
 
     def __attrs_post_init__(self) -> None:
         if self.min_batch_size > self.max_batch_size:

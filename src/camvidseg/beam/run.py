@@ -31,6 +31,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from camvidseg import validators
 from camvidseg.beam.evaluate import Evaluate
 from camvidseg.beam.files import (
     glob_base,
@@ -71,12 +72,6 @@ COUNTERS: tuple[str, ...] = ("images", "failures", "pixels", "model_ms", "skippe
 _WORK_FOLDER = ".camvidseg-beam"
 
 
-def _positive(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    del instance
-    if value is not None and (not isinstance(value, int) or value < 1):
-        raise ConfigError(f"{attribute.name} must be an integer >= 1 (got {value!r})")
-
-
 @attrs.frozen
 class BeamJob:
     """Everything one ``camvidseg beam`` run needs (plain values: it travels to the workers).
@@ -109,9 +104,11 @@ class BeamJob:
     unknown: UnknownColors = "error"
     cache_dir: str | None = None
     timeout: float = 30.0
-    min_batch_size: int = attrs.field(default=1, validator=_positive)
-    max_batch_size: int = attrs.field(default=8, validator=_positive)
-    model_copies: int | None = attrs.field(default=None, validator=_positive)
+    min_batch_size: int = attrs.field(default=1, validator=validators.int_range(1))
+    max_batch_size: int = attrs.field(default=8, validator=validators.int_range(1))
+    model_copies: int | None = attrs.field(
+        default=None, validator=validators.optional(validators.int_range(1))
+    )
     runner: str = "DirectRunner"
     pipeline_args: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 

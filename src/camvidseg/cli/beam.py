@@ -17,13 +17,12 @@ from camvidseg.cli._common import (
     EXIT_SOME_FAILED,
     EXIT_USAGE,
     add_ground_truth_options,
-    add_model_options,
     add_verbosity,
     non_negative_int,
     positive_int,
     unit_float,
 )
-from camvidseg.cli._config import add_config_options, config_from_args, model_handle
+from camvidseg.cli._config import add_segmenter_options, config_from_args, model_handle
 from camvidseg.cli.segment import output_kinds
 
 if TYPE_CHECKING:
@@ -101,8 +100,8 @@ def register(subparsers: Any) -> None:
         type=positive_int,
         default=None,
         metavar="N",
-        help="most images per model call (default: --batch-size when given, else "
-        f"{DEFAULT_MAX_BATCH})",
+        help="most images per model call (default: the settings' --batch-size when over 1, "
+        f"else {DEFAULT_MAX_BATCH})",
     )
     group.add_argument(
         "--min-batch-size",
@@ -120,7 +119,7 @@ def register(subparsers: Any) -> None:
         "one per worker process)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON to stdout")
-    _add_settings(parser)
+    add_segmenter_options(parser)  # the shared model and settings flags
     evaluation = parser.add_argument_group(
         "evaluation", "score the labels against ground truth in the pipeline"
     )
@@ -178,12 +177,6 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_settings(parser: argparse.ArgumentParser) -> None:
-    """The shared model option group (one place: issue 10 swaps these calls)."""
-    add_model_options(parser)
-    add_config_options(parser)
-
-
 def _settings(args: argparse.Namespace) -> SegmentConfig:
     """The settings the workers build their Segmenter from; the model handle is resolved here
     (``--model``, the config's, ``$CAMVIDSEG_MODEL``, the default): workers do not see this
@@ -230,14 +223,15 @@ def job_from_args(args: argparse.Namespace) -> BeamJob:
         overwrite=args.overwrite,
         max_input_pixels=args.max_input_pixels or None,
     )
+    config = _settings(args)
     if args.max_batch_size is not None:
         max_batch = args.max_batch_size
-    else:
-        max_batch = args.batch_size if args.batch_size > 1 else DEFAULT_MAX_BATCH
+    else:  # --batch-size, or a config file's batch_size
+        max_batch = config.batch_size if config.batch_size > 1 else DEFAULT_MAX_BATCH
     return BeamJob(
         pattern=args.pattern,
         output=str(args.output),
-        config=_settings(args),
+        config=config,
         options=options,
         ground_truth=args.gt,
         gt_format=args.gt_format,
