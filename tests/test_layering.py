@@ -53,7 +53,9 @@ def modules() -> list[tuple[str, Path]]:
 
 
 def imported(path: Path, package: str) -> set[str]:
-    """``camvidseg`` modules ``path`` imports anywhere (inside functions too)."""
+    """``camvidseg`` modules ``path`` imports anywhere (inside functions too); ``from a import b``
+    counts as importing ``a.b`` when ``b`` is a module."""
+    known = {name for name, _ in modules()} | {"camvidseg"}
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
@@ -61,9 +63,12 @@ def imported(path: Path, package: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against the package
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                names.add(".".join([*base, node.module] if node.module else base))
-            elif node.module:
-                names.add(node.module)
+                source = ".".join([*base, node.module] if node.module else base)
+            else:
+                source = node.module or ""
+            for alias in node.names:
+                submodule = f"{source}.{alias.name}"
+                names.add(submodule if submodule in known else source)
     return {name for name in names if name == "camvidseg" or name.startswith("camvidseg.")}
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
@@ -148,7 +148,7 @@ def test_a_predict_breaking_the_contract_is_a_backend_error() -> None:
         predict_tiled(image, lambda tiles: local_position(tiles[:1]), 16, 4, batch_size=2)
     with pytest.raises(BackendError, match=r"scores of the tile's size \(16, 16\)"):
         predict_tiled(image, lambda tiles: [s[:-1] for s in local_position(tiles)], 16, 4)
-    with pytest.raises(ConfigError, match="batch_size must be >= 1"):
+    with pytest.raises(ConfigError, match="batch_size must be an integer >= 1"):
         predict_tiled(image, local_position, 16, 4, batch_size=0)
     with pytest.raises(ConfigError, match="at most half the tile"):
         predict_tiled(image, local_position, 16, 9)
@@ -167,20 +167,21 @@ def nearest_resize(image: ImageArray, size: tuple[int, int]) -> ImageArray:
     st.one_of(st.none(), st.integers(4, 16)),
     st.integers(24, 4000),
 )
+@example(np.ones((1, 1, 3), np.uint8), (1, 1), 4, 24)  # tiled at the image's size
 def test_score_bands_at_another_model_size_are_the_resized_scores(
     image: ImageArray, size: tuple[int, int], tile: int | None, band_bytes: int
 ) -> None:
-    bands = list(
-        iter_score_bands(
-            image,
-            PixelLocal(),
-            tile=tile,
-            overlap=2 if tile else 0,
-            model_size=size,
-            resize=nearest_resize,
-            band_bytes=band_bytes,
-        )
+    generated = iter_score_bands(
+        image,
+        PixelLocal(),
+        tile=tile,
+        overlap=2 if tile else 0,
+        model_size=size,
+        resize=nearest_resize,
+        band_bytes=band_bytes,
     )
+    # A band is valid until the next one is requested: keep copies.
+    bands = [(y0, y1, band.copy()) for y0, y1, band in generated]
     model_scores = PixelLocal()([nearest_resize(image, size)])[0]
     want = resize_scores(model_scores, image.shape[:2])
     np.testing.assert_array_equal(stack_bands(bands, image.shape[:2]), want)

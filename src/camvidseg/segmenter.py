@@ -13,6 +13,7 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
+from camvidseg import validators
 from camvidseg._types import (
     ConfidenceMap,
     ImageArray,
@@ -21,6 +22,7 @@ from camvidseg._types import (
     Scores,
 )
 from camvidseg.backends.base import Backend, LabelBackend, check_scores
+from camvidseg.backends.handles import DEFAULT_HANDLE, DEFAULT_TIMEOUT
 from camvidseg.cleanup import CleanupConfig
 from camvidseg.exceptions import ConfigError, InvalidImageError, InvalidLabelError
 from camvidseg.groundtruth import read_label_file
@@ -35,7 +37,6 @@ from camvidseg.postprocess import (
 from camvidseg.tiling import (
     DEFAULT_BAND_BYTES,
     Band,
-    TileGrid,
     choose_tile,
     iter_score_bands,
     labels_from_bands,
@@ -46,7 +47,6 @@ from camvidseg.uncertainty import apply_min_confidence
 
 __all__ = ["DEFAULT_HANDLE", "DEFAULT_MAX_PIXELS", "DEFAULT_TILE", "Segmentation", "Segmenter"]
 
-DEFAULT_HANDLE = "https://tfhub.dev/google/HRNet/camvid-hrnetv2-w48/1"
 #: Images with more pixels than this are segmented in tiles (and finalised in row bands).
 DEFAULT_MAX_PIXELS = 4096 * 4096
 #: Tile side used when tiling starts automatically.
@@ -311,9 +311,10 @@ def _fitting(channels: int, *layouts: ChannelLayout | None) -> ChannelLayout | N
     return next((x for x in layouts if x is not None and x.num_channels == channels), None)
 
 
-def _positive(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
-    if value is not None and value < 1:
-        raise ConfigError(f"{attribute.name} must be >= 1 (got {value})")
+_POSITIVE_OR_NONE = validators.optional(validators.int_range(1))
+_FRACTION_OR_NONE = validators.optional(validators.in_range(0, 1))
+_TTA_OR_NONE = validators.optional(validators.instance_of(TTAConfig, "a TTAConfig"))
+_CLEANUP_OR_NONE = validators.optional(validators.instance_of(CleanupConfig, "a CleanupConfig"))
 
 
 def _check_palette(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -326,25 +327,8 @@ def _check_grouping(instance: Segmenter, attribute: attrs.Attribute[Any], value:
         get_grouping(value)  # fail early on an unknown name
 
 
-def _check_min_confidence(
-    instance: object, attribute: attrs.Attribute[Any], value: float | None
-) -> None:
-    if value is not None and not 0.0 <= value <= 1.0:
-        raise ConfigError(f"min_confidence must be in [0, 1] (got {value})")
-
-
 def _check_overlap(instance: Segmenter, attribute: attrs.Attribute[Any], value: int) -> None:
-    TileGrid.for_shape((1, 1), instance.tile or DEFAULT_TILE, value)
-
-
-def _optional(kind: type, what: str) -> Callable[[object, attrs.Attribute[Any], object], None]:
-    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value is not None and not isinstance(value, kind):
-            raise ConfigError(
-                f"{attribute.name} must be {what} or None (got {type(value).__name__})"
-            )
-
-    return check
+    validators.check_tile_overlap(instance.tile or DEFAULT_TILE, value)
 
 
 @attrs.define(kw_only=True)
@@ -392,19 +376,17 @@ class Segmenter:
     backend: Backend = attrs.field(kw_only=False)
     palette: CamVidPalette = attrs.field(factory=CamVidPalette.camvid32, validator=_check_palette)
     grouping: str = attrs.field(default="merge", validator=_check_grouping)
-    max_side: int | None = attrs.field(default=None, validator=_positive)
-    batch_size: int = attrs.field(default=1, validator=_positive)
+    max_side: int | None = attrs.field(default=None, validator=_POSITIVE_OR_NONE)
+    batch_size: int = attrs.field(default=1, validator=validators.int_range(1))
     drop_void: bool = False
-    min_confidence: float | None = attrs.field(default=None, validator=_check_min_confidence)
+    min_confidence: float | None = attrs.field(default=None, validator=_FRACTION_OR_NONE)
     keep_image: bool = True
     layout: ChannelLayout | None = None
-    tile: int | None = attrs.field(default=None, validator=_positive)
+    tile: int | None = attrs.field(default=None, validator=_POSITIVE_OR_NONE)
     overlap: int = attrs.field(default=64, validator=_check_overlap)
-    max_pixels: int | None = attrs.field(default=DEFAULT_MAX_PIXELS, validator=_positive)
-    tta: TTAConfig | None = attrs.field(default=None, validator=_optional(TTAConfig, "a TTAConfig"))
-    cleanup: CleanupConfig | None = attrs.field(
-        default=None, validator=_optional(CleanupConfig, "a CleanupConfig")
-    )
+    max_pixels: int | None = attrs.field(default=DEFAULT_MAX_PIXELS, validator=_POSITIVE_OR_NONE)
+    tta: TTAConfig | None = attrs.field(default=None, validator=_TTA_OR_NONE)
+    cleanup: CleanupConfig | None = attrs.field(default=None, validator=_CLEANUP_OR_NONE)
     fused_labels: bool = True
     # Learnt from the first scores unless `layout` fits them; read through layout_for().
     _detected: ChannelLayout | None = attrs.field(default=None, init=False, repr=False, eq=False)
@@ -415,14 +397,15 @@ class Segmenter:
         handle: str | os.PathLike[str] = DEFAULT_HANDLE,
         *,
         cache_dir: str | os.PathLike[str] | None = None,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         input_multiple: int = 1,
         **options: Any,
     ) -> Segmenter:
-        """Load the HRNet CamVid model with tensorflow_hub and wrap it.
+        """Open a model handle with :func:`camvidseg.backends.open_backend` and wrap it.
 
         Args:
-            handle: tfhub.dev URL (default), Kaggle Models handle, or a local SavedModel folder.
+            handle: tfhub.dev URL (default), Kaggle Models handle, a local SavedModel folder, or
+                a fake model (``fake:33``, ``fake:32``, ``fake:noisy``).
             cache_dir: TF Hub cache (default ``$TFHUB_CACHE_DIR``, else ``$TMPDIR/tfhub_modules``).
             timeout: Seconds a network read may stall before the load fails.
             input_multiple: Pad inputs so H and W are multiples of this (1: any size).
@@ -431,11 +414,15 @@ class Segmenter:
         Raises:
             ModelLoadError: when the model cannot be found or loaded; the message lists what was
                 tried and how to point at a local copy or a cache folder.
-        """
-        from camvidseg.backends.tfhub import TFHubBackend
 
-        backend = TFHubBackend.load(
-            os.fspath(handle), cache_dir=cache_dir, timeout=timeout, input_multiple=input_multiple
+        Example:
+            >>> Segmenter.from_hub("fake:32", batch_size=2).backend.name
+            'fake:nearest-color-32'
+        """
+        from camvidseg.backends.resolver import open_backend
+
+        backend = open_backend(
+            handle, cache_dir=cache_dir, timeout=timeout, input_multiple=input_multiple
         )
         return cls(backend, **options)
 
@@ -462,8 +449,7 @@ class Segmenter:
             return_scores: Keep ``(H, W, 32)`` class probabilities on each result.
         """
         size = self.batch_size if batch_size is None else batch_size
-        if size < 1:
-            raise ConfigError(f"batch_size must be >= 1 (got {size})")
+        validators.int_range(1).check(size, "batch_size")
         for chunk in _chunks(images, size):
             yield from self._segment_chunk(chunk, return_scores)
 

@@ -44,6 +44,7 @@ from camvidseg.postprocess import (
     labels_and_confidence,
     to_class_scores,
 )
+from camvidseg.validators import check_tile_overlap, int_range
 
 __all__ = [
     "DEFAULT_BAND_BYTES",
@@ -69,15 +70,6 @@ Band = tuple[int, int, Scores]
 DEFAULT_BAND_BYTES = 64 * 2**20
 
 
-def _check_tiling(tile: int, overlap: int) -> None:
-    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
-        raise ConfigError(f"tile must be an integer >= 1 (got {tile!r})")
-    if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)) or overlap < 0:
-        raise ConfigError(f"overlap must be an integer >= 0 (got {overlap!r})")
-    if 2 * overlap > tile:
-        raise ConfigError(f"overlap must be at most half the tile ({tile // 2}; got {overlap})")
-
-
 def tile_spans(length: int, tile: int, overlap: int) -> tuple[Span, ...]:
     """``(start, stop)`` of tiles covering ``[0, length)``.
 
@@ -101,7 +93,7 @@ def tile_spans(length: int, tile: int, overlap: int) -> tuple[Span, ...]:
         >>> tile_spans(300, 512, 64)
         ((0, 300),)
     """
-    _check_tiling(tile, overlap)
+    check_tile_overlap(tile, overlap)
     if length < 1:
         raise ConfigError(f"cannot tile an axis of length {length}")
     if length <= tile:
@@ -308,8 +300,7 @@ def iter_tiled_bands(
         overlap: Minimum overlap of neighbouring tiles, at most ``tile // 2``.
         batch_size: Tiles per ``predict`` call.
     """
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1 (got {batch_size})")
+    int_range(1).check(batch_size, "batch_size")
     size = (int(image.shape[0]), int(image.shape[1]))
     grid = TileGrid.for_shape(size, tile, overlap)
     band_height = grid.rows[0][1] - grid.rows[0][0]
