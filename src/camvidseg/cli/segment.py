@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from camvidseg.backends.handles import model_identity
 from camvidseg.cli._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SOME_FAILED,
     EXIT_USAGE,
-    FAKE_MODEL_PREFIX,
     add_ground_truth_options,
     add_verbosity,
     non_negative_int,
@@ -275,12 +275,6 @@ def _print_summary(
         )
 
 
-def _model_identity(handle: str) -> str:
-    """The handle recorded in the manifest; a fake model's test parameters (``?latency=``)
-    do not change its outputs, so they do not stop a resume."""
-    return handle.split("?", 1)[0] if handle.startswith(FAKE_MODEL_PREFIX) else handle
-
-
 def _evaluator(args: argparse.Namespace, classes: int, grouping: str) -> StreamingEvaluator | None:
     if args.gt is None:
         return None
@@ -342,7 +336,7 @@ def run(args: argparse.Namespace) -> int:
                 segmenter,
                 plan,
                 options,
-                model=_model_identity(model_handle(config)),
+                model=model_identity(model_handle(config)),
                 **hooks,
             )
     except PipelineInterrupted as interrupted:
