@@ -16,7 +16,7 @@ import attrs
 from camvidseg.exceptions import ConfigError
 from camvidseg.imageio import atomic_write
 from camvidseg.report.grid import card_html, grid_html, page_name, pages_nav, prepare
-from camvidseg.report.render import page, text
+from camvidseg.report.render import ClassStyles, page, text
 from camvidseg.report.sections import (
     areas_section,
     errors_section,
@@ -137,11 +137,13 @@ def _chunks(entries: Iterable[Entry], size: int) -> Iterator[list[Entry]]:
 class _Pages:
     """Writes the pages of the grid, one chunk of entries at a time."""
 
-    def __init__(self, folder: Path, pages: int, maker: ThumbnailMaker, colors: Any) -> None:
+    def __init__(
+        self, folder: Path, pages: int, maker: ThumbnailMaker, styles: ClassStyles
+    ) -> None:
         self.folder = folder
         self.pages = pages
         self.maker = maker
-        self.colors = colors
+        self.styles = styles
         self.made = 0
         self.reused = 0
         self.stages: dict[str, str | None] = {}
@@ -157,7 +159,7 @@ class _Pages:
             entry = card.entry
             error_link = f"{REPORT_NAME}#err-{entry.index}" if entry.status == "error" else None
             stage = self.stages.get(entry.input) if entry.status == "error" else None
-            cards.append(card_html(card, self.colors, error_link=error_link, stage=stage))
+            cards.append(card_html(card, self.styles, error_link=error_link, stage=stage))
         nav = pages_nav(number, self.pages)
         first = chunk[0].index + 1 if chunk else 0
         last = chunk[-1].index + 1 if chunk else 0
@@ -223,11 +225,11 @@ def write_report(
     head: Mapping[str, Any] = read_head(manifest) if has_manifest else {}
     totals = scan_entries(manifest) if has_manifest else RunTotals()
     dead: list[DeadLetter] = read_dead_letters(folder / ERRORS_NAME)
-    colors = class_colors(head)
+    styles = ClassStyles(class_colors(head))
     pages = max(1, math.ceil(totals.entries / page_size))
     maker = ThumbnailMaker(folder, thumbnail_size)
     workers = workers or min(8, os.cpu_count() or 1)
-    writer = _Pages(folder, pages, maker, colors)
+    writer = _Pages(folder, pages, maker, styles)
     writer.stages = {record.uri: record.stage for record in dead}
     title = f"camvidseg report \u2014 {folder.resolve().name or folder}"
     subtitle = str(head.get("output") or folder)
@@ -238,11 +240,11 @@ def write_report(
     evaluation = head.get("evaluation")
     sections = [
         ("summary", "Run", summary_section(head, totals) if has_manifest else ""),
-        ("areas", "Class areas", areas_section(totals, colors)),
+        ("areas", "Class areas", areas_section(totals, styles)),
         (
             "evaluation",
             "Evaluation",
-            evaluation_section(evaluation, colors) if isinstance(evaluation, Mapping) else "",
+            evaluation_section(evaluation, styles) if isinstance(evaluation, Mapping) else "",
         ),
         ("errors", "Errors", errors_section(totals.errors, dead, card_link)),
         ("videos", "Videos", video_section(videos, folder)),

@@ -9,12 +9,12 @@ from pathlib import Path
 import attrs
 
 from camvidseg.report.render import (
+    ClassStyles,
     area_bar,
     attr,
     href,
     percent,
     safe_relpath,
-    swatch,
     text,
 )
 from camvidseg.report.sources import Entry
@@ -32,8 +32,6 @@ _KIND_ORDER = ("labels", "color", "overlay", "panel", "confidence")
 _CARD_CLASSES = 12
 _MESSAGE_CHARS = 400
 _DOT = " \u00b7 "
-
-RGB = tuple[int, int, int]
 
 
 @attrs.frozen
@@ -73,11 +71,10 @@ def prepare(entry: Entry, folder: Path, maker: ThumbnailMaker) -> Card:
     return Card(entry, tuple(found), thumbnail)
 
 
-def _areas_table(areas: Mapping[str, float], colors: Mapping[str, RGB]) -> str:
+def _areas_table(areas: Mapping[str, float], styles: ClassStyles) -> str:
     ranked = sorted(areas.items(), key=lambda item: -item[1])
     rows = "".join(
-        f"<tr><td>{swatch(colors.get(name, (128, 128, 128)))}{text(name)}</td>"
-        f'<td class="n"{attr("data-value", fraction)}>{percent(fraction)}</td></tr>'
+        f'<tr><td>{styles.label(name)}</td><td class="n">{percent(fraction)}</td></tr>'
         for name, fraction in ranked[:_CARD_CLASSES]
     )
     more = len(ranked) - _CARD_CLASSES
@@ -89,7 +86,7 @@ def _areas_table(areas: Mapping[str, float], colors: Mapping[str, RGB]) -> str:
 
 def card_html(
     card: Card,
-    colors: Mapping[str, RGB],
+    styles: ClassStyles,
     *,
     error_link: str | None = None,
     stage: str | None = None,
@@ -129,8 +126,8 @@ def card_html(
         if error_link is not None:
             parts.append(f'<div class="links"><a href="{error_link}">in the errors table</a></div>')
     if entry.class_areas:
-        parts.append(area_bar(entry.class_areas, colors))
-        parts.append(_areas_table(entry.class_areas, colors))
+        parts.append(area_bar(entry.class_areas, styles))
+        parts.append(_areas_table(entry.class_areas, styles))
     if card.outputs:
         links = " ".join(f'<a href="{href(path)}">{text(kind)}</a>' for kind, path in card.outputs)
         parts.append(f'<div class="links">{links}</div>')

@@ -15,8 +15,11 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
+from camvidseg.report.sources import fallback_color
+
 __all__ = [
     "STYLE",
+    "ClassStyles",
     "attr",
     "color_hex",
     "href",
@@ -24,7 +27,6 @@ __all__ = [
     "page",
     "percent",
     "safe_relpath",
-    "swatch",
     "text",
 ]
 
@@ -104,11 +106,6 @@ def color_hex(rgb: Sequence[int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(max(0, min(255, int(c))) for c in rgb[:3]))
 
 
-def swatch(rgb: Sequence[int]) -> str:
-    """A small square of the colour ``rgb``."""
-    return f'<span class="sw" style="background:{color_hex(rgb)}"></span>'
-
-
 def json_value(value: Any) -> str:
     """A compact JSON rendering of an option's value (strings without quotes)."""
     if isinstance(value, str):
@@ -134,17 +131,56 @@ def stat_cards(cards: Iterable[tuple[str, str, str]]) -> str:
     return f'<div class="stats">{items}</div>'
 
 
-def area_bar(areas: Mapping[str, float], colors: Mapping[str, tuple[int, int, int]]) -> str:
+class ClassStyles:
+    """Class name -> its colour and HTML label, worked out once per class (a report of
+    10,000 images shows each class thousands of times).
+
+    Classes no palette names get a stable colour from their name.
+
+    Example:
+        >>> styles = ClassStyles({"Road": (128, 64, 128)})
+        >>> styles.color("Road"), styles.label("<b>").endswith("&lt;b&gt;")
+        ('#804080', True)
+    """
+
+    def __init__(self, colors: Mapping[str, tuple[int, int, int]]) -> None:
+        self._colors = dict(colors)
+        self._hex: dict[str, str] = {}
+        self._labels: dict[str, str] = {}
+        self._names: dict[str, str] = {}
+
+    def color(self, name: str) -> str:
+        """``"#rrggbb"`` of the class."""
+        found = self._hex.get(name)
+        if found is None:
+            found = color_hex(self._colors.get(name) or fallback_color(name))
+            self._hex[name] = found
+        return found
+
+    def name(self, name: str) -> str:
+        """The class name, HTML-escaped."""
+        found = self._names.get(name)
+        if found is None:
+            found = self._names[name] = text(name)
+        return found
+
+    def label(self, name: str) -> str:
+        """A swatch of the class's colour, then its name."""
+        found = self._labels.get(name)
+        if found is None:
+            found = f'<span class="sw" style="background:{self.color(name)}"></span>'
+            found = self._labels[name] = found + self.name(name)
+        return found
+
+
+def area_bar(areas: Mapping[str, float], styles: ClassStyles) -> str:
     """A stacked bar of class areas (largest first); each part's title names the class."""
-    parts = []
-    for name, fraction in sorted(areas.items(), key=lambda item: -item[1]):
-        if fraction <= 0:
-            continue
-        color = colors.get(name, (128, 128, 128))
-        parts.append(
-            f'<span style="width:{min(fraction, 1.0) * 100:.3f}%;background:{color_hex(color)}"'
-            f"{attr('title', f'{name} {percent(fraction)}')}></span>"
-        )
+    parts = [
+        f'<span style="width:{min(fraction, 1.0) * 100:.3f}%;background:{styles.color(name)}"'
+        f' title="{styles.name(name)} {percent(fraction)}"></span>'
+        for name, fraction in sorted(areas.items(), key=lambda item: -item[1])
+        if fraction > 0
+    ]
     return f'<div class="bar">{"".join(parts)}</div>'
 
 

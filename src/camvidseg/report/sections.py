@@ -8,12 +8,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from camvidseg.report.render import (
+    ClassStyles,
     attr,
     key_value_table,
     number,
     percent,
     stat_cards,
-    swatch,
     text,
 )
 from camvidseg.report.sources import DeadLetter, Entry, RunTotals
@@ -24,9 +24,6 @@ __all__ = [
     "evaluation_section",
     "summary_section",
 ]
-
-RGB = tuple[int, int, int]
-_GREY = (128, 128, 128)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -117,7 +114,7 @@ def _timing_table(totals: RunTotals) -> str:
     )
 
 
-def areas_section(totals: RunTotals, colors: Mapping[str, RGB]) -> str:
+def areas_section(totals: RunTotals, styles: ClassStyles) -> str:
     """Each class's share of the run's pixels and the number of images showing it."""
     shares = totals.class_shares()
     if not shares:
@@ -125,7 +122,7 @@ def areas_section(totals: RunTotals, colors: Mapping[str, RGB]) -> str:
     images = sum(totals.statuses.get(s, 0) for s in ("ok", "skipped"))
     top = shares[0][1] or 1.0
     rows = "".join(
-        f"<tr><td>{swatch(colors.get(name, _GREY))}{text(name)}</td>"
+        f"<tr><td>{styles.label(name)}</td>"
         f'<td class="n"{attr("data-value", share)}>'
         f'<span class="meter" style="width:{share / top * 120:.1f}px"></span>'
         f"{percent(share, 2)}</td>"
@@ -147,7 +144,7 @@ def _metric_cell(value: Any) -> str:
     return f'<td class="n"{data}>{percent(real, 2)}</td>'
 
 
-def evaluation_section(evaluation: Mapping[str, Any], colors: Mapping[str, RGB]) -> str:
+def evaluation_section(evaluation: Mapping[str, Any], styles: ClassStyles) -> str:
     """Headline metrics, per-class IoU/accuracy, the confusion matrix and the problems."""
     headline = [
         ("mIoU", "miou"),
@@ -171,8 +168,8 @@ def evaluation_section(evaluation: Mapping[str, Any], colors: Mapping[str, RGB])
     if not isinstance(names, list):
         names = list(iou)
     class_rows = "".join(
-        f'<tr data-class="{text(name)}"><td>{swatch(colors.get(str(name), _GREY))}'
-        f"{text(name)}</td>{_metric_cell(iou.get(name))}{_metric_cell(accuracy.get(name))}"
+        f'<tr data-class="{text(name)}"><td>{styles.label(str(name))}</td>'
+        f"{_metric_cell(iou.get(name))}{_metric_cell(accuracy.get(name))}"
         f'<td class="n">{number(pixels.get(name)) if isinstance(pixels.get(name), int) else ""}'
         "</td></tr>"
         for name in names
@@ -183,22 +180,20 @@ def evaluation_section(evaluation: Mapping[str, Any], colors: Mapping[str, RGB])
         '<div><table class="per-class"><tr><th>class</th><th class=n>IoU</th>'
         f"<th class=n>accuracy</th><th class=n>ground-truth pixels</th></tr>{class_rows}</table>"
         "</div></div>",
-        _confusion(_mapping(evaluation.get("confusion_matrix")), colors),
+        _confusion(_mapping(evaluation.get("confusion_matrix")), styles),
         _problems(evaluation.get("problems")),
         "</section>",
     ]
     return "\n".join(parts)
 
 
-def _confusion(matrix: Mapping[str, Any], colors: Mapping[str, RGB]) -> str:
+def _confusion(matrix: Mapping[str, Any], styles: ClassStyles) -> str:
     labels = matrix.get("labels") or matrix.get("classes")
     counts = matrix.get("counts")
     if not isinstance(labels, list) or not isinstance(counts, list) or len(counts) != len(labels):
         return ""
     names = [str(label) for label in labels]
-    header = "".join(
-        f'<th class="col">{swatch(colors.get(name, _GREY))}{text(name)}</th>' for name in names
-    )
+    header = "".join(f'<th class="col">{styles.label(name)}</th>' for name in names)
     body = []
     for name, row in zip(names, counts, strict=True):
         values = [v if isinstance(v, int) else 0 for v in (row if isinstance(row, list) else [])]
@@ -213,9 +208,7 @@ def _confusion(matrix: Mapping[str, Any], colors: Mapping[str, RGB]) -> str:
             tip = f"{name} \u2192 {column}: {count:,} pixels"
             shown = percent(share) if count else ""
             cells.append(f"<td{style}{attr('title', tip)}{attr('data-count', count)}>{shown}</td>")
-        body.append(
-            f"<tr><th>{swatch(colors.get(name, _GREY))}{text(name)}</th>{''.join(cells)}</tr>"
-        )
+        body.append(f"<tr><th>{styles.label(name)}</th>{''.join(cells)}</tr>")
     return (
         "<h3>Confusion matrix</h3>"
         '<p class="muted">Rows: ground truth; columns: prediction; each cell is the share of the '

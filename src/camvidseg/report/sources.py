@@ -28,6 +28,7 @@ __all__ = [
     "Entry",
     "RunTotals",
     "class_colors",
+    "fallback_color",
     "iter_entries",
     "read_dead_letters",
     "read_head",
