@@ -221,7 +221,8 @@ vertical-align:middle;margin-right:6px;min-width:1px}
 .card{margin:0;background:var(--card);border:1px solid var(--line);border-radius:8px;
 overflow:hidden;display:flex;flex-direction:column}
 .card .th{display:flex;align-items:center;justify-content:center;background:#0b0d10;
-height:190px}.card .th img{max-width:100%;max-height:190px;display:block}
+height:190px}.card .th a{display:block;width:100%;height:100%}
+.card .th img{width:100%;height:100%;object-fit:contain;display:block}
 .card .none{color:#8b949e;font-size:12px;padding:8px;text-align:center}
 .card figcaption{padding:7px 9px;display:flex;flex-direction:column;gap:4px}
 .card .name{font-weight:600;word-break:break-all}

@@ -97,6 +97,7 @@ class ThumbnailMaker:
                 if image.width * image.height > _MAX_PIXELS:
                     raise ValueError(f"{image.width}x{image.height} pixels")
                 image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale
+                image.load()  # all of it, before the file closes
                 picture = _rgb(image)
                 picture.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
             target.parent.mkdir(parents=True, exist_ok=True)
