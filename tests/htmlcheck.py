@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
-
-import attrs
 
 VOID = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
@@ -18,11 +17,11 @@ VOID = frozenset(
 LINK_ATTRIBUTES = {"a": "href", "img": "src", "source": "src", "video": "src", "link": "href"}
 
 
-@attrs.define(eq=False)
+@dataclass(eq=False)
 class Node:
     tag: str
     attrs: dict[str, str]
-    children: list[Node | str] = attrs.field(factory=list)
+    children: list[Node | str] = field(default_factory=list)
 
     def text(self) -> str:
         return "".join(c if isinstance(c, str) else c.text() for c in self.children)
@@ -92,7 +91,7 @@ def parse(text: str) -> Node:
     return builder.root
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Page:
     path: Path
     root: Node
@@ -100,10 +99,13 @@ class Page:
 
 def report_pages(folder: Path) -> dict[str, Page]:
     """Every page of the report in ``folder``, parsed, by file name."""
-    names = ["report.html"] + sorted(
-        (p.name for p in folder.glob("report-*.html")),
-        key=lambda n: int(re.findall(r"\d+", n)[0]),
-    )
+    names = [
+        "report.html",
+        *sorted(
+            (p.name for p in folder.glob("report-*.html")),
+            key=lambda n: int(re.findall(r"\d+", n)[0]),
+        ),
+    ]
     return {name: Page(folder / name, parse((folder / name).read_text("utf-8"))) for name in names}
 
 
@@ -128,7 +130,8 @@ def check_pages(folder: Path) -> dict[str, Page]:
             assert not [a for a in node.attrs if a.startswith("on")], node.attrs
         for tag, url in links(page.root):
             parts = urlsplit(url)
-            assert parts.scheme == "" and parts.netloc == "", url
+            assert parts.scheme == "", url
+            assert parts.netloc == "", url
             assert not url.startswith("/"), url
             assert parts.query == "", url  # a '?' of a file name must be encoded
             if parts.path:

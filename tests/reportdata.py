@@ -17,7 +17,7 @@ NAMES = CamVidPalette.camvid32().names
 
 def write_manifest(
     folder: Path,
-    entries: Iterable[Mapping[str, Any]],
+    entries: Iterable[Any],
     head: Mapping[str, Any] | None = None,
     *,
     streaming: bool = True,

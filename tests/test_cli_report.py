@@ -95,12 +95,15 @@ def test_segment_report_of_a_run_with_a_bad_file(
         assert entry["status"] in card.attrs["class"].split()
         if entry["status"] == "ok":
             first = card.find("a")
-            assert first is not None and first.attrs["href"] == entry["outputs"]["panel"]
+            assert first is not None
+            assert first.attrs["href"] == entry["outputs"]["panel"]
             image = card.find("img")
-            assert image is not None and (out / unquote(image.attrs["src"])).is_file()
+            assert image is not None
+            assert (out / unquote(image.attrs["src"])).is_file()
     errors = error_inputs(pages["report.html"].root)
     assert errors == {e["input"]: e["error"] for e in data["entries"] if e["status"] == "error"}
-    assert len(errors) == 1 and "broken.jpg" in next(iter(errors))
+    assert len(errors) == 1
+    assert "broken.jpg" in next(iter(errors))
 
 
 def test_report_command_json_and_exit_codes(
@@ -113,7 +116,9 @@ def test_report_command_json_and_exit_codes(
     code, printed = run_cli("report", str(tmp_path / "out"), "--json", "--thumbnail-size", "64")
     assert code == 0
     result = json.loads(printed)
-    assert result["entries"] == 1 and result["errors"] == 0 and result["thumbnails_made"] == 1
+    assert result["entries"] == 1
+    assert result["errors"] == 0
+    assert result["thumbnails_made"] == 1
     assert result["report"] == str(tmp_path / "out" / "report.html")
     check_pages(tmp_path / "out")
     capsys.readouterr()
@@ -136,7 +141,9 @@ def test_hostile_names_stay_text_and_links_work(
                  "labels,color,overlay,panel", "--report", "-q"])  # fmt: skip
     assert code == 1
     raw = "\n".join(p.read_text("utf-8") for p in out.glob("report*.html"))
-    assert "<script" not in raw and "<img src=x" not in raw and "</figure><" not in raw
+    assert "<script" not in raw
+    assert "<img src=x" not in raw
+    assert "</figure><" not in raw
     pages = check_pages(out)  # every href/src resolves to a file inside OUT
     data = manifest(out)
     found = all_cards(pages)
@@ -150,7 +157,8 @@ def test_hostile_names_stay_text_and_links_work(
         assert hrefs[0] == entry["outputs"]["panel"]
         assert sorted(set(hrefs)) == sorted(entry["outputs"].values())
         image = card.find("img")
-        assert image is not None and image.attrs["alt"] == entry["name"]
+        assert image is not None
+        assert image.attrs["alt"] == entry["name"]
     errors = error_inputs(pages["report.html"].root)
     assert sorted(errors) == sorted(str(images / name) for name in HOSTILE_ERRORS)
     for name, reason in HOSTILE_ERRORS.items():
