@@ -64,7 +64,7 @@ def error_inputs(root: Node) -> dict[str, str]:
     if table is None:
         return {}
     rows = table.find_all("tr")[1:]
-    return {tr.find_all("td")[0].text(): tr.find_all("td")[2].text() for tr in rows}
+    return {tr.find_all("td")[0].text(): tr.find_all("td")[-1].text() for tr in rows}
 
 
 def all_cards(pages: dict[str, Any]) -> dict[str, Node]:

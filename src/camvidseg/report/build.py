@@ -269,11 +269,12 @@ def write_report(
         _write(path, page(title, subtitle, "\n".join(first)))
         written.append(path)
     _remove_stale_pages(folder, len(written))
+    failed = {entry.input for entry in totals.errors}
     return ReportResult(
         path=written[0],
         pages=tuple(written),
         entries=totals.entries,
-        errors=len(totals.errors) + len({r.uri for r in dead} - {e.input for e in totals.errors}),
+        errors=len(totals.errors) + sum(r.uri not in failed for r in dead),
         videos=len(videos),
         thumbnails_made=writer.made,
         thumbnails_reused=writer.reused,

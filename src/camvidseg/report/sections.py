@@ -238,31 +238,36 @@ def errors_section(
     dead_letters: Sequence[DeadLetter],
     card_link: Callable[[Entry], str],
 ) -> str:
-    """Every failed input: the manifest's error entries (with Beam's stage where a dead letter
-    names the input) and dead letters the manifest does not list."""
+    """Every failed input: the manifest's error entries and dead letters the manifest does not
+    list; with dead letters (Beam), a column names the stage where each input failed."""
     if not errors and not dead_letters:
         return ""
     by_uri = {record.uri: record for record in dead_letters}
-    listed: set[str] = set()
+    staged = bool(dead_letters)
+
+    def stage_cell(record: DeadLetter | None) -> str:
+        if not staged:
+            return ""
+        stage = record.stage if record is not None else None
+        return f"<td>{text(stage or '')}</td>"
+
     rows = []
     for entry in errors:
-        record = by_uri.get(entry.input)
-        if record is not None:
-            listed.add(record.uri)
-        stage = record.stage if record is not None and record.stage else ""
+        record = by_uri.pop(entry.input, None)
+        message = entry.error or (record.error if record is not None else "failed")
         rows.append(
             f'<tr id="err-{entry.index}"><td class="in"><a href="{card_link(entry)}">'
-            f"{text(entry.input)}</a></td><td>{text(stage)}</td>"
-            f"<td>{text(entry.error or (record.error if record else 'failed'))}</td></tr>"
+            f"{text(entry.input)}</a></td>{stage_cell(record)}<td>{text(message)}</td></tr>"
         )
     rows.extend(
-        f'<tr class="dead"><td class="in">{text(record.uri)}</td>'
-        f"<td>{text(record.stage or '')}</td><td>{text(record.error)}</td></tr>"
+        f'<tr class="dead"><td class="in">{text(record.uri)}</td>{stage_cell(record)}'
+        f"<td>{text(record.error)}</td></tr>"
         for record in dead_letters
-        if record.uri not in listed
+        if record.uri in by_uri
     )
+    stage_header = "<th>stage</th>" if staged else ""
     return (
         f'<section id="errors"><h2>Errors ({len(rows)})</h2>'
-        '<table class="errors"><tr><th>input</th><th>stage</th><th>error</th></tr>'
+        f'<table class="errors"><tr><th>input</th>{stage_header}<th>error</th></tr>'
         f"{''.join(rows)}</table></section>"
     )
