@@ -243,7 +243,7 @@ nav.pages a,nav.pages span{padding:2px 9px;border:1px solid var(--line);border-r
 background:var(--card);text-decoration:none}nav.pages span.cur{background:var(--accent);
 color:#fff;border-color:var(--accent)}nav.pages span.gap{border:0;background:none}
 .video{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:10px 14px;
-margin:10px 0}.video video{max-width:min(100%,720px);display:block;margin:8px 0}
+margin:10px 0}.video video{width:min(100%,720px);display:block;margin:8px 0;background:#000}
 .video img.chart{max-width:100%;display:block;margin:8px 0;border:1px solid var(--line)}
 .muted{color:var(--muted)}
 nav.toc{margin:14px 0 0;display:flex;flex-wrap:wrap;gap:6px 16px}

@@ -91,9 +91,9 @@ def summary_section(head: Mapping[str, Any], totals: RunTotals) -> str:
     config = _mapping(head.get("config"))
     if config:
         parts += [
-            "<div><h3>Segmenter settings</h3>",
+            "<div><details><summary>Segmenter settings</summary>",
             key_value_table(sorted(config.items())),
-            "</div>",
+            "</details></div>",
         ]
     parts.append("</div></section>")
     return "\n".join(parts)

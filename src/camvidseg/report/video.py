@@ -43,8 +43,10 @@ def _rows(data: Mapping[str, Any], keys: Sequence[tuple[str, str]]) -> list[tupl
     rows: list[tuple[str, Any]] = []
     for label, key in keys:
         value = data.get(key)
-        if key == "size" or key == "encoded_size":
+        if key in ("size", "encoded_size"):
             value = _size(value)
+        elif key in ("duration", "seconds") and isinstance(value, (int, float)):
+            value = f"{value:.3f} s"
         elif key == "skipped" and isinstance(value, list):
             value = len(value) or None
         if value is not None and value != "":
