@@ -317,7 +317,9 @@ def test_a_model_that_fails_on_every_image_exits_2(
 
     for i in range(5):
         write_scene(tmp_path / "in" / f"f{i}.png", 8, 8, seed=i)
-    monkeypatch.setattr("camvidseg.cli.segment.load_segmenter", lambda args: Segmenter(Broken()))
+    monkeypatch.setattr(
+        "camvidseg.cli.segment.build_segmenter", lambda args, config: Segmenter(Broken())
+    )
     assert main(["segment", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "the model failed on each of the first" in err
