@@ -319,6 +319,19 @@ def test_a_folder_without_manifests_is_refused(tmp_path: Path) -> None:
         write_report(tmp_path)
 
 
+def test_thumbnails_are_never_written_outside_the_folder(small_run: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (small_run / "thumbs").symlink_to(outside)
+    with pytest.raises(ConfigError, match="symbolic link leading outside"):
+        write_report(small_run)
+    assert list(outside.iterdir()) == []
+    (small_run / "thumbs").unlink()
+    (small_run / "thumbs").write_text("a file")
+    with pytest.raises(ConfigError, match="not a folder"):
+        write_report(small_run)
+
+
 # -- reading manifests defensively -------------------------------------------------------------
 
 

@@ -36,7 +36,7 @@ from camvidseg.report.sources import (
     read_video_manifest,
     scan_entries,
 )
-from camvidseg.report.thumbs import ThumbnailMaker
+from camvidseg.report.thumbs import THUMBS_FOLDER, ThumbnailMaker
 from camvidseg.report.video import video_section
 
 __all__ = [
@@ -227,6 +227,7 @@ def write_report(
     dead: list[DeadLetter] = read_dead_letters(folder / ERRORS_NAME)
     styles = ClassStyles(class_colors(head))
     pages = max(1, math.ceil(totals.entries / page_size))
+    _check_thumbs_folder(folder)
     maker = ThumbnailMaker(folder, thumbnail_size)
     workers = workers or min(8, os.cpu_count() or 1)
     writer = _Pages(folder, pages, maker, styles)
@@ -279,6 +280,19 @@ def write_report(
         thumbnails_made=writer.made,
         thumbnails_reused=writer.reused,
     )
+
+
+def _check_thumbs_folder(folder: Path) -> None:
+    """Refuse a ``thumbs`` that is a file, or a link leading out of the folder (the report
+    writes only inside the folder it describes)."""
+    thumbs = folder / THUMBS_FOLDER
+    if thumbs.is_symlink() and not thumbs.resolve().is_relative_to(folder.resolve()):
+        raise ConfigError(
+            f"{thumbs} is a symbolic link leading outside {folder}; the report writes only "
+            "inside the folder"
+        )
+    if thumbs.exists() and not thumbs.is_dir():
+        raise ConfigError(f"{thumbs} exists and is not a folder")
 
 
 def _remove_stale_pages(folder: Path, pages: int) -> None:
