@@ -35,7 +35,7 @@ _EPILOG = """examples:
   camvidseg evaluate out/labels CamVid/LabeledApproved_full -o report/
   camvidseg tune CamVid/val CamVid/valannot --classes 11 -o tuned.json
   camvidseg beam 'frames/**/*.jpg' -o out/            # the same on Apache Beam (any runner)
-  camvidseg report out/                               # out/report.html: summary, metrics, thumbnails
+  camvidseg report out/                               # out/report.html: summary and thumbnails
   camvidseg segment --help
 """
 
