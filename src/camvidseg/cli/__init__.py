@@ -26,7 +26,7 @@ from camvidseg.exceptions import CamVidSegError
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("segment", "evaluate", "tune", "model", "beam")
+COMMANDS: tuple[str, ...] = ("segment", "evaluate", "tune", "model", "beam", "report")
 
 _EPILOG = """examples:
   camvidseg segment examples/images -o out/
@@ -35,6 +35,7 @@ _EPILOG = """examples:
   camvidseg evaluate out/labels CamVid/LabeledApproved_full -o report/
   camvidseg tune CamVid/val CamVid/valannot --classes 11 -o tuned.json
   camvidseg beam 'frames/**/*.jpg' -o out/            # the same on Apache Beam (any runner)
+  camvidseg report out/                               # out/report.html: summary and thumbnails
   camvidseg segment --help
 """
 
