@@ -26,7 +26,7 @@ from camvidseg.exceptions import CamVidSegError
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("segment", "evaluate", "tune", "model")
+COMMANDS: tuple[str, ...] = ("segment", "evaluate", "tune", "model", "video")
 
 _EPILOG = """examples:
   camvidseg segment examples/images -o out/
@@ -34,6 +34,7 @@ _EPILOG = """examples:
   camvidseg segment photos/ -o out/ --model /models/camvid-hrnetv2-w48 --outputs labels,panel
   camvidseg evaluate out/labels CamVid/LabeledApproved_full -o report/
   camvidseg tune CamVid/val CamVid/valannot --classes 11 -o tuned.json
+  camvidseg video drive.mp4 -o drive_seg.mp4 --temporal ema   # needs the video extra
   camvidseg segment --help
 """
 
