@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -239,7 +240,19 @@ class _Progress:
         if enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True)
+            try:
+                width = os.get_terminal_size(sys.stderr.fileno()).columns
+            except (OSError, ValueError):
+                width = 0
+            # Fresh pseudo-terminals may report 0 columns: then a fixed width.
+            self.bar = tqdm(
+                total=total,
+                unit="frame",
+                file=sys.stderr,
+                dynamic_ncols=width > 0,
+                ncols=None if width > 0 else 80,
+                smoothing=0.1,
+            )
 
     def __call__(self, item: object) -> None:
         if self.bar is not None:

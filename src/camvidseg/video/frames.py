@@ -84,6 +84,11 @@ def _at_least_one(instance: object, attribute: attrs.Attribute[Any], value: int 
         raise ConfigError(f"{attribute.name} must be >= 1 (got {value})")
 
 
+def _decimal(value: float) -> Fraction:
+    """The exact value of the shortest decimal that prints as ``value``."""
+    return Fraction(repr(float(value)))
+
+
 @attrs.frozen
 class FrameRange:
     """Which frames to take: those in ``[start, end)`` seconds, every ``every``-th of them
@@ -102,13 +107,20 @@ class FrameRange:
     every: int = attrs.field(default=1, validator=_at_least_one)
     max_frames: int | None = attrs.field(default=None, validator=_at_least_one)
 
+    @property
+    def bounds(self) -> tuple[Fraction, Fraction | None]:
+        """``start`` and ``end`` as the decimals they were written as (``0.2`` is 1/5, not the
+        binary float just above it), so a frame at exactly 0.2 s is taken by ``start=0.2``."""
+        return _decimal(self.start), None if self.end is None else _decimal(self.end)
+
     def select(self, frames: Iterable[Frame]) -> Iterator[Frame]:
         """The frames of ``frames`` (in time order) this range takes; stops reading at ``end``."""
+        start, end = self.bounds
         seen = kept = 0
         for frame in frames:
-            if self.end is not None and frame.time >= self.end:
+            if end is not None and frame.time >= end:
                 return
-            if frame.time < self.start:
+            if frame.time < start:
                 continue
             if seen % self.every == 0:
                 yield frame
@@ -122,8 +134,9 @@ class FrameRange:
         (``None`` if ``total`` is unknown and the range has no ``max_frames``)."""
         if total is None:
             return self.max_frames
-        first = math.ceil(self.start * rate)
-        stop = total if self.end is None else min(total, math.ceil(Fraction(self.end) * rate))
+        start, end = self.bounds
+        first = math.ceil(start * rate)
+        stop = total if end is None else min(total, math.ceil(end * rate))
         count = -(-max(0, stop - first) // self.every)
         return count if self.max_frames is None else min(count, self.max_frames)
 
@@ -267,6 +280,7 @@ class FrameSource(abc.ABC):
         first, self._first = self._first, None
         if first is not None:
             yield first
+            del first  # not held for the rest of the video
         yield from self._frames
 
     def close(self) -> None:
@@ -346,10 +360,11 @@ class VideoFileSource(FrameSource):
         stream, container = self._stream, self._container
         time_base = stream.time_base or Fraction(1, 1)
         origin = stream.start_time or 0
-        seeked = self.range.start > 0
+        start = self.range.bounds[0]
+        seeked = start > 0
         if seeked:
             try:
-                container.seek(origin + math.floor(self.range.start / time_base), stream=stream)
+                container.seek(origin + math.floor(start / time_base), stream=stream)
             except av.error.FFmpegError as exc:
                 log.warning("%s: cannot seek (%s); decoding from the start", self.path, exc)
                 seeked = False

@@ -27,7 +27,7 @@ import numpy as np
 
 from camvidseg._types import ImageArray
 from camvidseg._version import __version__
-from camvidseg.exceptions import ConfigError, VideoDecodeError
+from camvidseg.exceptions import ConfigError, VideoDecodeError, VideoError
 from camvidseg.imageio import atomic_write, save_image
 from camvidseg.video.areas import AreaTimeline, area_fractions, draw_area_chart
 from camvidseg.video.frames import FrameRange, FrameSource, VideoFileSource, rate_text
@@ -443,6 +443,9 @@ def run_video(
 
 def _write_manifest(output: Path, head: Mapping[str, Any]) -> Path:
     path = manifest_path(output)
-    with atomic_write(path) as handle:
-        handle.write((json.dumps(head, indent=1) + "\n").encode())
+    try:
+        with atomic_write(path) as handle:
+            handle.write((json.dumps(head, indent=1) + "\n").encode())
+    except OSError as exc:
+        raise VideoError(f"{path}: cannot write the manifest ({exc.strerror or exc})") from None
     return path

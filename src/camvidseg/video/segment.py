@@ -178,7 +178,7 @@ def segment_frames(
                 for frame, seg in zip(batch, results, strict=True):
                     cut = detector.is_cut(frame.image)
                     stats.frames += 1
-                    stats.scene_cuts += cut
+                    stats.scene_cuts = detector.cuts
                     if frame.source is not None:
                         seg = attrs.evolve(seg, source=frame.source)
                     yield SegmentedFrame(frame, seg, None, cut)
@@ -198,7 +198,7 @@ def segment_frames(
                 )
                 stats.model_seconds += time.perf_counter() - began
                 stats.frames += 1
-                stats.scene_cuts += cut
+                stats.scene_cuts = detector.cuts
                 yield SegmentedFrame(frame, smoothed, own, cut)
     finally:
         reader.close()
