@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from camvidseg.cli import _config
 from camvidseg.cli._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -25,12 +26,7 @@ from camvidseg.cli._common import (
     report_error,
     unit_float,
 )
-from camvidseg.cli._config import (
-    add_config_options,
-    build_segmenter,
-    config_from_args,
-    model_handle,
-)
+from camvidseg.cli._config import add_config_options, config_from_args, model_handle
 
 if TYPE_CHECKING:
     from camvidseg.config import SegmentConfig
@@ -195,7 +191,7 @@ def register(subparsers: Any) -> None:
 def _segmenter(args: argparse.Namespace) -> tuple[SegmentConfig, Segmenter]:
     """The shared settings (config file + flags) and the Segmenter they describe."""
     config = config_from_args(args)
-    return config, build_segmenter(args, config)
+    return config, _config.build_segmenter(args, config)
 
 
 def _usage(message: str) -> int:

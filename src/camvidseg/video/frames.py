@@ -26,7 +26,7 @@ import numpy as np
 from camvidseg._types import ImageArray, ImageLike
 from camvidseg.exceptions import CamVidSegError, ConfigError, VideoDecodeError, VideoError
 from camvidseg.imageio import open_image, to_rgb_array
-from camvidseg.video._av import require_av
+from camvidseg.video._av import exact, require_av
 
 if TYPE_CHECKING:
     import av.container
@@ -324,7 +324,7 @@ class VideoFileSource(FrameSource):
         self._stream = stream
         self.rate = _stream_rate(stream, self.path)
         #: Seconds on the file's clock of the video's time 0 (audio shares that clock).
-        self.origin = (stream.start_time or 0) * (stream.time_base or Fraction(1, 1))
+        self.origin = (stream.start_time or 0) * (exact(stream.time_base) or Fraction(1, 1))
         self.range = frames
         self._rotation = 0
         super().__init__(frames.select(self._decode()), self._describe)
@@ -358,7 +358,7 @@ class VideoFileSource(FrameSource):
         import av
 
         stream, container = self._stream, self._container
-        time_base = stream.time_base or Fraction(1, 1)
+        time_base = exact(stream.time_base) or Fraction(1, 1)
         origin = stream.start_time or 0
         start = self.range.bounds[0]
         seeked = start > 0
@@ -428,9 +428,10 @@ def _reason(exc: BaseException) -> str:
 
 
 def _stream_rate(stream: av.video.stream.VideoStream, path: Path) -> Fraction:
-    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+    for candidate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        rate = exact(candidate)
         if rate is not None and rate > 0:
-            return Fraction(rate)
+            return rate
     log.warning("%s: states no frame rate; assuming %s fps", path, DEFAULT_RATE)
     return DEFAULT_RATE
 
@@ -443,8 +444,9 @@ def _stream_duration(
 ) -> Fraction | None:
     """Seconds of video the file states: the stream's duration, else Matroska's per-track
     ``DURATION`` tag, else the container's (only when video is its one stream)."""
-    if stream.duration and stream.time_base:
-        return stream.duration * stream.time_base
+    time_base = exact(stream.time_base)
+    if stream.duration and time_base:
+        return stream.duration * time_base
     match = _DURATION_TAG.match(stream.metadata.get("DURATION", ""))
     if match:
         hours, minutes, seconds, fraction = match.groups()

@@ -9,20 +9,22 @@ import threading
 import time
 from collections.abc import Generator, Iterable, Iterator
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 import attrs
+import numpy as np
 
-from camvidseg._types import ImageLike, LabelMap
+from camvidseg._types import ImageLike, LabelMap, Scores
+from camvidseg.segmenter import Segmentation
 from camvidseg.video.frames import Frame, FrameRange, FrameSource, open_frames
 from camvidseg.video.temporal import EmaSmoother, SceneCutDetector, TemporalSmoothing
 
 if TYPE_CHECKING:
-    from camvidseg.segmenter import Segmentation, Segmenter
+    from camvidseg.segmenter import Segmenter
 
 __all__ = ["SegmentedFrame", "VideoStats", "prefetch", "segment_frames", "segment_video"]
 
-_DONE = object()
+T = TypeVar("T")
 
 
 @attrs.frozen(eq=False)
@@ -45,29 +47,38 @@ class SegmentedFrame:
 
 @attrs.define
 class VideoStats:
-    """Counters of a :func:`segment_frames` run, updated as frames are yielded."""
+    """Counters of a :func:`segment_frames` run, updated as frames are yielded.
+
+    Attributes:
+        frames: Frames yielded.
+        scene_cuts: Scene cuts found (the first frame is not one).
+        model_seconds: Seconds spent in the segmenter's model calls (with labels from the
+            model, its post-processing too).
+    """
 
     frames: int = 0
     scene_cuts: int = 0
     model_seconds: float = 0.0
 
 
-class _Prefetcher:
-    """Reads an iterable in a background thread, at most ``size`` items ahead.
+class _Prefetcher(Generic[T]):
+    """Runs an iterable in a background thread, at most ``size`` items ahead.
 
     The iterable is consumed (and, when it has ``close``, closed) by that thread only, so a
     PyAV container never crosses threads. An exception in the thread is raised to the reader
     after the items produced before it.
     """
 
-    def __init__(self, items: Iterable[Frame], size: int) -> None:
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, size))
+    def __init__(self, items: Iterable[T], size: int, name: str) -> None:
+        self._queue: queue.Queue[tuple[bool, T | BaseException | None]] = queue.Queue(
+            maxsize=max(1, size)
+        )
         self._stop = threading.Event()
         self._items = items
-        self._thread = threading.Thread(target=self._run, name="camvidseg-decode", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def _put(self, item: object) -> bool:
+    def _put(self, item: tuple[bool, T | BaseException | None]) -> bool:
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.1)
@@ -80,25 +91,25 @@ class _Prefetcher:
         iterator = iter(self._items)
         try:
             for item in iterator:
-                if not self._put(item):
+                if not self._put((True, item)):
                     return
-            self._put(_DONE)
+                del item  # not held while the next one is produced
+            self._put((False, None))
         except BaseException as exc:  # handed to the reader, who raises it
-            self._put(exc)
+            self._put((False, exc))
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
 
-    def __iter__(self) -> Iterator[Frame]:
+    def __iter__(self) -> Iterator[T]:
         while True:
-            item = self._queue.get()
-            if item is _DONE:
+            more, item = self._queue.get()
+            if not more:
+                if isinstance(item, BaseException):
+                    raise item
                 return
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, Frame)
-            yield item
+            yield cast("T", item)
 
     def close(self) -> None:
         self._stop.set()
@@ -108,15 +119,16 @@ class _Prefetcher:
         self._thread.join()
 
 
-def prefetch(frames: Iterable[Frame], size: int) -> Generator[Frame, None, None]:
-    """``frames`` read by a background thread at most ``size`` ahead (``size`` 0: in this one).
-
-    Closing the returned iterator stops the thread.
+def prefetch(
+    items: Iterable[T], size: int, name: str = "camvidseg-prefetch"
+) -> Generator[T, None, None]:
+    """``items`` produced by a background thread at most ``size`` ahead (``size`` 0: in this
+    thread). Closing the returned generator stops the thread (after the item it is making).
     """
     if size <= 0:
-        yield from frames
+        yield from items
         return
-    fetcher = _Prefetcher(frames, size)
+    fetcher = _Prefetcher(items, size, name)
     try:
         yield from fetcher
     finally:
@@ -134,19 +146,43 @@ def _batches(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
         yield batch
 
 
+def _model_calls(
+    segmenter: Segmenter,
+    frames: Iterable[Frame],
+    scores: bool,
+    stats: VideoStats,
+) -> Generator[tuple[list[Frame], list[Segmentation] | list[Scores]], None, None]:
+    """Each batch of frames with the model's answer: class probabilities (``scores``), else
+    finished segmentations (the backend may compute labels itself then)."""
+    for batch in _batches(frames, segmenter.batch_size):
+        images = [frame.image for frame in batch]
+        began = time.perf_counter()
+        results: list[Segmentation] | list[Scores]
+        if scores:
+            results = segmenter.predict_scores(images)
+        else:
+            results = list(segmenter.segment_batch(images, batch_size=len(images)))
+        stats.model_seconds += time.perf_counter() - began
+        yield batch, results
+        del batch, images, results
+
+
 def segment_frames(
     segmenter: Segmenter,
     frames: Iterable[Frame],
     *,
     temporal: str | TemporalSmoothing | None = None,
     unsmoothed: bool = False,
-    prefetch_frames: int | None = None,
+    threads: bool = True,
     stats: VideoStats | None = None,
 ) -> Generator[SegmentedFrame, None, None]:
     """Segment frames in order, ``segmenter.batch_size`` per model call.
 
-    At most about ``prefetch_frames + batch_size`` decoded frames are held at once (plus
-    the one smoothing state of ``(H, W, C)`` float32 with ``ema``), however long the video.
+    With ``threads`` the frames are decoded one batch ahead in one background thread and the
+    model runs one batch ahead of the smoothing and post-processing in another, so the model
+    never waits for either. About four batches of frames (and, with ``ema``, two batches of
+    ``(H, W, C)`` float32 probabilities plus the smoothing state) are held at once, however
+    long the video.
 
     Args:
         segmenter: Any :class:`~camvidseg.segmenter.Segmenter`; its settings (label set,
@@ -157,51 +193,44 @@ def segment_frames(
             over time before :meth:`Segmenter.from_scores` turns them into labels.
         unsmoothed: With smoothing on, also compute each frame's own labels
             (:attr:`SegmentedFrame.unsmoothed`); this runs the post-processing twice.
-        prefetch_frames: Frames decoded ahead in a background thread (default: two batches;
-            0 decodes in the calling thread).
-        stats: Counters to update (frames, scene cuts, seconds spent in the segmenter).
+        threads: Decode and run the model in background threads (``False``: all in the
+            calling thread).
+        stats: Counters to update (frames, scene cuts, seconds spent in the model).
     """
     smoothing = TemporalSmoothing.parse(temporal)
     stats = VideoStats() if stats is None else stats
-    size = segmenter.batch_size
-    ahead = 2 * size if prefetch_frames is None else prefetch_frames
+    ahead = segmenter.batch_size if threads else 0
     detector = SceneCutDetector(smoothing.cut_threshold)
     ema = EmaSmoother(smoothing.alpha) if smoothing.enabled else None
-    reader = prefetch(frames, ahead)
+    decoded = prefetch(frames, ahead, "camvidseg-decode")
+    calls = prefetch(
+        _model_calls(segmenter, decoded, ema is not None, stats), int(threads), "camvidseg-model"
+    )
     try:
-        for batch in _batches(reader, size):
-            images = [frame.image for frame in batch]
-            began = time.perf_counter()
-            if ema is None:
-                results = list(segmenter.segment_batch(images, batch_size=len(images)))
-                stats.model_seconds += time.perf_counter() - began
-                for frame, seg in zip(batch, results, strict=True):
-                    cut = detector.is_cut(frame.image)
-                    stats.frames += 1
-                    stats.scene_cuts = detector.cuts
+        for batch, results in calls:
+            for frame, result in zip(batch, results, strict=True):
+                cut = detector.is_cut(frame.image)
+                stats.frames += 1
+                stats.scene_cuts = detector.cuts
+                if ema is None:
+                    assert isinstance(result, Segmentation)
+                    seg = result
                     if frame.source is not None:
                         seg = attrs.evolve(seg, source=frame.source)
                     yield SegmentedFrame(frame, seg, None, cut)
-                continue
-            scores = segmenter.predict_scores(images)
-            stats.model_seconds += time.perf_counter() - began
-            for frame, frame_scores in zip(batch, scores, strict=True):
-                began = time.perf_counter()
-                cut = detector.is_cut(frame.image)
+                    continue
+                assert isinstance(result, np.ndarray)
                 if cut:
                     ema.reset()
                 smoothed = segmenter.from_scores(
-                    frame.image, ema.update(frame_scores), source=frame.source
+                    frame.image, ema.update(result), source=frame.source
                 )
-                own = (
-                    segmenter.from_scores(frame.image, frame_scores).labels if unsmoothed else None
-                )
-                stats.model_seconds += time.perf_counter() - began
-                stats.frames += 1
-                stats.scene_cuts = detector.cuts
+                own = segmenter.from_scores(frame.image, result).labels if unsmoothed else None
                 yield SegmentedFrame(frame, smoothed, own, cut)
+            del batch, results
     finally:
-        reader.close()
+        calls.close()  # stops the model thread, which stops the decoding thread
+        decoded.close()
 
 
 def segment_video(

@@ -102,6 +102,8 @@ def write_video(
                 stream.height, stream.width = image.shape[:2]
                 stream.pix_fmt = pix_fmt
                 if rotation:
+                    if not hasattr(stream, "set_display_rotation"):
+                        raise RuntimeError("writing rotation metadata needs PyAV >= 18")
                     stream.set_display_rotation(rotation)
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             container.mux(stream.encode(frame))

@@ -24,7 +24,7 @@ import numpy as np
 
 from camvidseg._types import ImageArray
 from camvidseg.exceptions import ConfigError, VideoError
-from camvidseg.video._av import require_av
+from camvidseg.video._av import exact, require_av
 
 if TYPE_CHECKING:
     import av.container
@@ -95,7 +95,7 @@ class _AudioCopy:
         self.stream = output.add_stream_from_template(source)
         self._output = output
         self._source = source
-        self._time_base = source.time_base or Fraction(1, 1)
+        self._time_base = exact(source.time_base) or Fraction(1, 1)
         self._zero = zero
         self._shift = round(zero / self._time_base)
         if zero > 0:
@@ -164,7 +164,7 @@ class VideoWriter:
         height: int,
         rate: Fraction,
         crf: int = DEFAULT_CRF,
-        preset: str = "medium",
+        preset: str = "fast",
         audio_from: str | os.PathLike[str] | None = None,
         audio_zero: Fraction = Fraction(0),
     ) -> None:
