@@ -8,6 +8,7 @@ import queue
 import threading
 import time
 from collections.abc import Generator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
@@ -206,6 +207,8 @@ def segment_frames(
     calls = prefetch(
         _model_calls(segmenter, decoded, ema is not None, stats), int(threads), "camvidseg-model"
     )
+    # The frame's own labels (for the flicker comparison) are computed beside the smoothed ones.
+    helper = ThreadPoolExecutor(1, "camvidseg-unsmoothed") if ema and unsmoothed else None
     try:
         for batch, results in calls:
             for frame, result in zip(batch, results, strict=True):
@@ -222,15 +225,20 @@ def segment_frames(
                 assert isinstance(result, np.ndarray)
                 if cut:
                     ema.reset()
+                own = None
+                if helper is not None:
+                    own = helper.submit(segmenter.from_scores, frame.image, result)
                 smoothed = segmenter.from_scores(
                     frame.image, ema.update(result), source=frame.source
                 )
-                own = segmenter.from_scores(frame.image, result).labels if unsmoothed else None
-                yield SegmentedFrame(frame, smoothed, own, cut)
+                labels = None if own is None else own.result().labels
+                yield SegmentedFrame(frame, smoothed, labels, cut)
             del batch, results
     finally:
         calls.close()  # stops the model thread, which stops the decoding thread
         decoded.close()
+        if helper is not None:
+            helper.shutdown()
 
 
 def segment_video(
