@@ -83,17 +83,24 @@ def _peak_rss_bytes() -> int:
     return int(peak) if sys.platform == "darwin" else int(peak) * 1024
 
 
-def run_command(args: Sequence[str]) -> float:
-    """Seconds ``camvidseg`` takes to run ``args`` in this process (it must succeed)."""
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far, all threads."""
+    times = os.times()
+    return times.user + times.system
+
+
+def run_command(args: Sequence[str]) -> tuple[float, float]:
+    """Wall and CPU seconds ``camvidseg`` takes to run ``args`` in this process (it must
+    succeed). The fake models sleep, so the CPU time is camvidseg's own work."""
     from camvidseg.cli import main
 
-    started = time.perf_counter()
+    cpu, started = _cpu_seconds(), time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         code = main(list(args))
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     if code != 0:
         raise SystemExit(f"camvidseg {' '.join(args)} exited with {code}")
-    return seconds
+    return seconds, cpu
 
 
 @contextlib.contextmanager
@@ -113,6 +120,12 @@ def model_for_the_command(backend: FixedLatencyBackend, batch_size: int) -> Iter
         yield
     finally:
         command.build_segmenter = original
+
+
+def _idle_between_calls(intervals: Sequence[tuple[float, float]]) -> float:
+    """Time the model waited between its first and last call, as a fraction of its busy time."""
+    busy = sum(end - start for start, end in intervals)
+    return (intervals[-1][1] - intervals[0][0]) / busy - 1 if busy > 0 else 0.0
 
 
 def decoded_batches(source: Path, batch_size: int) -> list[NDArray[np.float32]]:
@@ -162,18 +175,22 @@ def measure_overhead(
                 backend.warm_up(batch)
             with model_for_the_command(backend, batch_size):
                 run_command([*common, "-o", str(root / "warm.mp4")])  # imports, caches
-                command_times, alone_times = [], []
+                command_times, alone_times, cpu_times, idle_times = [], [], [], []
                 for k in range(repeats):  # alternate, so load changes hit both alike
                     extra_args = [*extra, str(root / f"labels{k}")] if extra else []
                     output = ["-o", str(root / f"out{k}.mp4"), *extra_args]
-                    command_times.append(run_command([*common, *output]))
+                    backend.intervals.clear()
+                    wall, cpu = run_command([*common, *output])
+                    command_times.append(wall)
+                    cpu_times.append(cpu)
+                    idle_times.append(_idle_between_calls(backend.intervals))
                     alone_times.append(model_alone(backend, batches))
                 instant = type(backend)(0.0)
                 for batch in batches:
                     instant.warm_up(batch)
             with model_for_the_command(instant, batch_size):
                 extra_args = [*extra, str(root / "labels-instant")] if extra else []
-                zero = run_command([*common, "-o", str(root / "instant.mp4"), *extra_args])
+                zero, _ = run_command([*common, "-o", str(root / "instant.mp4"), *extra_args])
             command, alone = min(command_times), min(alone_times)
             rows.append(
                 row(
@@ -184,7 +201,11 @@ def measure_overhead(
                     f"{command:.3f} s vs {alone:.3f} s for {frames} frames of "
                     f"{size[1]}x{size[0]}, batch {batch_size}, {latency * 1e3:.0f} ms per frame; "
                     f"{frames / command:.1f} vs {frames / alone:.1f} frames/s; "
-                    f"{frames / zero:.1f} frames/s with an instant model",
+                    f"{frames / zero:.1f} frames/s with an instant model; the model idle "
+                    f"{100 * min(idle_times):.1f} % of its busy time between its first and last "
+                    f"call (the rest is start-up and the encoder's flush); camvidseg's own CPU "
+                    f"{1e3 * min(cpu_times) / frames:.1f} ms per frame over all its threads; "
+                    f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
                 )
             )
     return rows

@@ -367,7 +367,8 @@ def run_video(
     stats = VideoStats()
     unsmoothed, smoothed = FlickerMeter(), FlickerMeter()
     outputs = _Outputs(output, options, source, segmenter.palette)
-    worker = _Worker(outputs.add, size=2)
+    # Two batches of room, so a slow frame to encode does not stall the model behind it.
+    worker = _Worker(outputs.add, size=2 * segmenter.batch_size)
     results = segment_frames(
         segmenter, source, temporal=options.temporal, unsmoothed=True, stats=stats
     )
