@@ -281,8 +281,8 @@ def _summary(report: VideoReport, args: argparse.Namespace, skipped: int) -> Non
             ),
             flush=True,
         )
-    if args.quiet or report.output is None:
-        return
+    if args.quiet or report.output is None or report.status != "ok":
+        return  # an interrupted or failed run said what it wrote in its one line
     flicker = f"flicker {_percent(report.flicker['without_smoothing'])} of pixels per frame"
     if report.flicker["with_smoothing"] is not None:
         flicker += f" without smoothing, {_percent(report.flicker['with_smoothing'])} with ema"
@@ -290,6 +290,16 @@ def _summary(report: VideoReport, args: argparse.Namespace, skipped: int) -> Non
         f"camvidseg: {report.frames} frames to {report.output} in {report.seconds:.1f} s "
         f"({report.frames_per_second:.2f} frames/s); {flicker}; manifest: {report.manifest}",
         file=sys.stderr,
+    )
+
+
+def _kept(report: VideoReport) -> str:
+    """What an interrupted or failed run left, for its one line."""
+    if report.output is None:
+        return "nothing written"
+    return (
+        f"the {report.frames} frames before it are in {report.output}, closed and playable "
+        f"(manifest: {report.manifest})"
     )
 
 
@@ -365,23 +375,13 @@ def run(args: argparse.Namespace) -> int:
         except VideoInterrupted as interrupted:
             progress.close()
             report = interrupted.report
-            where = (
-                f"; {report.frames} frames written to {report.output}"
-                if report.output is not None
-                else "; nothing written"
-            )
-            print(f"camvidseg: interrupted{where}", file=sys.stderr)
+            print(f"camvidseg: interrupted; {_kept(report)}", file=sys.stderr)
             _summary(report, args, len(skipped))
             return EXIT_INTERRUPTED
         finally:
             progress.close()
     if report.status == "error":
-        kept = (
-            f"; the {report.frames} frames before it are in {report.output}"
-            if report.output is not None
-            else "; nothing written"
-        )
-        print(f"camvidseg: error: {report.error}{kept}", file=sys.stderr)
+        print(f"camvidseg: error: {report.error}; {_kept(report)}", file=sys.stderr)
     _summary(report, args, len(skipped))
     if report.status == "error" or skipped:
         return EXIT_SOME_FAILED
