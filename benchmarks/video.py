@@ -1,6 +1,6 @@
 """Overhead and memory of ``camvidseg video``, measured in one run.
 
-    python benchmarks/video.py [--frames 100] [--size 240x320] [--latency 0.1] [--repeats 3]
+    python benchmarks/video.py [--frames 300] [--size 240x320] [--latency 0.03] [--repeats 3]
     python -m benchmarks.video             # the same, from the repository root
 
 - Overhead: ``camvidseg video`` (run in this process through ``camvidseg.cli.main``: argument
@@ -256,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         _memory_child(argv[1:])
         return []
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--frames", type=int, default=100, help="frames of the overhead run")
+    parser.add_argument("--frames", type=int, default=300, help="frames of the overhead run")
     parser.add_argument("--size", type=_size, default=(240, 320), help="HEIGHTxWIDTH")
     parser.add_argument("--latency", type=float, default=0.03, help="model seconds per frame")
     parser.add_argument("--batch-size", type=int, default=4)
