@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -19,11 +17,11 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-import camvidseg
 from camvidseg.cli import main
 from camvidseg.imageio import read_label_png
 from camvidseg.palette import CamVidPalette
 from camvidseg.video.testing import moving_shapes, write_video
+from tests.childproc import cli_command, cli_env, run_python
 
 av = pytest.importorskip("av")
 # Writing rotation metadata (the test videos' display matrix) needs PyAV >= 18; reading it 14.1.
@@ -32,14 +30,8 @@ writes_rotation = pytest.mark.skipif(
     reason="PyAV < 18 cannot write rotation metadata",
 )
 
-SRC = Path(camvidseg.__file__).resolve().parents[1]
 NTSC = Fraction(30000, 1001)
 Scenes = list[tuple[NDArray[np.uint8], NDArray[np.uint8]]]
-
-
-def cli_env() -> dict[str, str]:
-    path = os.environ.get("PYTHONPATH", "")
-    return {**os.environ, "PYTHONPATH": str(SRC) + (os.pathsep + path if path else "")}
 
 
 def video(*args: str | Path, model: str = "fake:33") -> int:
@@ -358,10 +350,10 @@ def test_json_summary(tmp_path: Path, lossless: Path, capsys: pytest.CaptureFixt
 def test_ctrl_c_closes_a_playable_file(tmp_path: Path, lossless: Path) -> None:
     out = tmp_path / "seg.mp4"
     labels = tmp_path / "labels"
-    command = [
-        sys.executable, "-m", "camvidseg", "video", str(lossless), "-o", str(out),
-        "--labels-dir", str(labels), "--model", "fake:33?latency=0.3",
-    ]  # fmt: skip
+    command = cli_command(
+        "video", str(lossless), "-o", str(out), "--labels-dir", str(labels),
+        "--model", "fake:33?latency=0.3",
+    )  # fmt: skip
     proc = subprocess.Popen(
         command, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -397,8 +389,6 @@ def test_help_and_import_never_load_pyav() -> None:
         "import camvidseg.video\n"
         "print('av' in sys.modules)\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", script], env=cli_env(), capture_output=True, text=True, timeout=60
-    )
+    proc = run_python(script, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"

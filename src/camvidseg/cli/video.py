@@ -19,14 +19,13 @@ from camvidseg.cli._common import (
     EXIT_OK,
     EXIT_SOME_FAILED,
     EXIT_USAGE,
-    add_model_options,
     add_verbosity,
     non_negative_int,
     positive_int,
     report_error,
     unit_float,
 )
-from camvidseg.cli._config import add_config_options, config_from_args, model_handle
+from camvidseg.cli._config import add_segmenter_options, config_from_args, model_handle
 
 if TYPE_CHECKING:
     from camvidseg.config import SegmentConfig
@@ -182,8 +181,7 @@ def register(subparsers: Any) -> None:
         help="a mean grey-level change between frames above T (0..1) is a scene cut "
         "(default: 0.15)",
     )
-    add_model_options(parser)
-    add_config_options(parser)
+    add_segmenter_options(parser)
     add_verbosity(parser)
     parser.set_defaults(run=run)
 

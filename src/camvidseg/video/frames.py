@@ -25,7 +25,8 @@ import numpy as np
 
 from camvidseg._types import ImageArray, ImageLike
 from camvidseg.exceptions import CamVidSegError, ConfigError, VideoDecodeError, VideoError
-from camvidseg.imageio import open_image, to_rgb_array
+from camvidseg.imageio import IMAGE_SUFFIXES, open_image, to_rgb_array
+from camvidseg.validators import ge, gt, int_range, optional
 from camvidseg.video._av import exact, require_av
 
 if TYPE_CHECKING:
@@ -69,19 +70,9 @@ class Frame:
     source: Path | None = None
 
 
-def _check_start(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not (math.isfinite(value) and value >= 0):
-        raise ConfigError(f"{attribute.name} must be a number of seconds >= 0 (got {value})")
-
-
 def _check_end(instance: FrameRange, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and not (math.isfinite(value) and value > instance.start):
-        raise ConfigError(f"end must be after start ({instance.start} s) (got {value})")
-
-
-def _at_least_one(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
-    if value is not None and value < 1:
-        raise ConfigError(f"{attribute.name} must be >= 1 (got {value})")
+    if value is not None:
+        gt(instance.start).check(value, "end")
 
 
 def _decimal(value: float) -> Fraction:
@@ -102,10 +93,10 @@ class FrameRange:
         3
     """
 
-    start: float = attrs.field(default=0.0, converter=float, validator=_check_start)
+    start: float = attrs.field(default=0.0, validator=ge(0))
     end: float | None = attrs.field(default=None, validator=_check_end)
-    every: int = attrs.field(default=1, validator=_at_least_one)
-    max_frames: int | None = attrs.field(default=None, validator=_at_least_one)
+    every: int = attrs.field(default=1, validator=int_range(1))
+    max_frames: int | None = attrs.field(default=None, validator=optional(int_range(1)))
 
     @property
     def bounds(self) -> tuple[Fraction, Fraction | None]:
@@ -238,8 +229,6 @@ def frame_files(folder: str | os.PathLike[str]) -> list[Path]:
         ...     [p.name for p in frame_files(tmp)]
         ['f1.jpg', 'f2.png', 'f10.png']
     """
-    from camvidseg.pipeline import IMAGE_SUFFIXES  # moves to camvidseg.imageio (issue 10)
-
     files = [
         p
         for p in Path(folder).iterdir()

@@ -29,6 +29,7 @@ from camvidseg._types import ImageArray
 from camvidseg._version import __version__
 from camvidseg.exceptions import ConfigError, VideoDecodeError, VideoError
 from camvidseg.imageio import atomic_write, save_image
+from camvidseg.validators import in_, in_range, int_range
 from camvidseg.video.areas import AreaTimeline, area_fractions, draw_area_chart
 from camvidseg.video.frames import FrameRange, FrameSource, VideoFileSource, rate_text
 from camvidseg.video.segment import SegmentedFrame, VideoStats, segment_frames
@@ -58,21 +59,6 @@ VIEWS = ("overlay", "color", "panel")
 _LABEL_NAME = "frame_{:06d}.png"
 
 
-def _check_view(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
-    if value not in VIEWS:
-        raise ConfigError(f"view must be one of {', '.join(VIEWS)} (got {value!r})")
-
-
-def _check_unit(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{attribute.name} must be in [0, 1] (got {value})")
-
-
-def _check_crf(instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
-    if not 0 <= value <= 51:
-        raise ConfigError(f"crf must be in 0..51 (got {value})")
-
-
 @attrs.frozen
 class VideoOptions:
     """What :func:`run_video` writes.
@@ -89,12 +75,12 @@ class VideoOptions:
         copy_audio: Copy the input's first audio stream (cut like the video).
     """
 
-    view: str = attrs.field(default="overlay", validator=_check_view)
-    alpha: float = attrs.field(default=0.6, converter=float, validator=_check_unit)
+    view: str = attrs.field(default="overlay", validator=in_(VIEWS))
+    alpha: float = attrs.field(default=0.6, validator=in_range(0, 1))
     temporal: TemporalSmoothing = attrs.field(factory=TemporalSmoothing)
     frames: FrameRange = attrs.field(factory=FrameRange)
     labels_dir: Path | None = attrs.field(default=None)
-    crf: int = attrs.field(default=DEFAULT_CRF, validator=_check_crf)
+    crf: int = attrs.field(default=DEFAULT_CRF, validator=int_range(0, 51))
     copy_audio: bool = False
 
     def to_json(self) -> dict[str, Any]:

@@ -9,7 +9,6 @@ vanish while real changes come through after a short lag. The average restarts a
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import attrs
@@ -17,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from camvidseg._types import ImageArray, LabelMap, Scores
-from camvidseg.exceptions import ConfigError
+from camvidseg.validators import ge, in_, in_range, lt
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -39,19 +38,9 @@ _THUMBNAIL_SIDE = 32
 _GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32) / np.float32(255.0)
 
 
-def _check_alpha(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not (math.isfinite(value) and 0.0 <= value < 1.0):
-        raise ConfigError(f"alpha must be in [0, 1) (got {value})")
-
-
-def _check_threshold(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not (math.isfinite(value) and 0.0 < value <= 1.0):
-        raise ConfigError(f"cut_threshold must be in (0, 1] (got {value})")
-
-
-def _check_mode(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
-    if value not in ("none", "ema"):
-        raise ConfigError(f"temporal smoothing must be 'none' or 'ema' (got {value!r})")
+#: The smoothing strength: 0 (none) up to, not including, 1 (the first frame forever).
+_ALPHA = attrs.validators.and_(ge(0), lt(1))
+_MODES = ("none", "ema")
 
 
 @attrs.frozen
@@ -71,10 +60,10 @@ class TemporalSmoothing:
         (True, False)
     """
 
-    mode: Literal["none", "ema"] = attrs.field(default="none", validator=_check_mode)
-    alpha: float = attrs.field(default=DEFAULT_ALPHA, converter=float, validator=_check_alpha)
+    mode: Literal["none", "ema"] = attrs.field(default="none", validator=in_(_MODES))
+    alpha: float = attrs.field(default=DEFAULT_ALPHA, validator=_ALPHA)
     cut_threshold: float = attrs.field(
-        default=DEFAULT_CUT_THRESHOLD, converter=float, validator=_check_threshold
+        default=DEFAULT_CUT_THRESHOLD, validator=in_range(0, 1, low_open=True)
     )
 
     @property
@@ -88,8 +77,7 @@ class TemporalSmoothing:
             return cls()
         if isinstance(value, TemporalSmoothing):
             return value
-        if value not in ("none", "ema"):
-            raise ConfigError(f"temporal smoothing must be 'none' or 'ema' (got {value!r})")
+        in_(_MODES).check(value, "temporal")
         return cls(mode="ema" if value == "ema" else "none")
 
     def to_json(self) -> dict[str, Any]:
@@ -112,7 +100,8 @@ class EmaSmoother:
     """
 
     def __init__(self, alpha: float = DEFAULT_ALPHA) -> None:
-        _check_alpha(None, attrs.fields(TemporalSmoothing).alpha, alpha)
+        ge(0).check(alpha, "alpha")
+        lt(1).check(alpha, "alpha")
         self.alpha = np.float32(alpha)
         self._state: Scores | None = None
 

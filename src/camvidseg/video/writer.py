@@ -24,6 +24,7 @@ import numpy as np
 
 from camvidseg._types import ImageArray
 from camvidseg.exceptions import ConfigError, VideoError
+from camvidseg.validators import gt, int_range
 from camvidseg.video._av import exact, require_av
 
 if TYPE_CHECKING:
@@ -173,10 +174,8 @@ class VideoWriter:
 
         self.path = check_output_path(path)
         container_format, codec, pix_fmt = OUTPUT_FORMATS[self.path.suffix.lower()]
-        if not 0 <= crf <= 51:
-            raise ConfigError(f"crf must be in 0..51 (got {crf})")
-        if rate <= 0:
-            raise ConfigError(f"the frame rate must be > 0 (got {rate})")
+        int_range(0, 51).check(crf, "crf")
+        gt(0).check(rate, "rate")
         self.width, self.height = int(width), int(height)
         self.padded = codec == "libx264" and bool(self.width % 2 or self.height % 2)
         self.frame_size = (self.width + self.width % 2, self.height + self.height % 2)
