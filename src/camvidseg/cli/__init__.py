@@ -26,7 +26,7 @@ from camvidseg.exceptions import CamVidSegError
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("segment", "evaluate", "tune", "model", "video")
+COMMANDS: tuple[str, ...] = ("segment", "evaluate", "tune", "model", "beam", "report", "video")
 
 _EPILOG = """examples:
   camvidseg segment examples/images -o out/
@@ -34,6 +34,8 @@ _EPILOG = """examples:
   camvidseg segment photos/ -o out/ --model /models/camvid-hrnetv2-w48 --outputs labels,panel
   camvidseg evaluate out/labels CamVid/LabeledApproved_full -o report/
   camvidseg tune CamVid/val CamVid/valannot --classes 11 -o tuned.json
+  camvidseg beam 'frames/**/*.jpg' -o out/            # the same on Apache Beam (any runner)
+  camvidseg report out/                               # out/report.html: summary, metrics, images
   camvidseg video drive.mp4 -o drive_seg.mp4 --temporal ema   # needs the video extra
   camvidseg segment --help
 """
