@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -37,6 +37,9 @@ from camvidseg.postprocess import (
 )
 from camvidseg.tiling import TileGrid, resize_score_rows
 from camvidseg.tta import TTAConfig
+
+if TYPE_CHECKING:
+    from camvidseg.video import TemporalSmoothing
 
 __all__ = ["DEFAULT_HANDLE", "DEFAULT_MAX_PIXELS", "DEFAULT_TILE", "Segmentation", "Segmenter"]
 
@@ -728,3 +731,20 @@ class Segmenter:
         scores = np.ascontiguousarray(scores)
         self._layout_for(scores.shape[-1])  # reject odd channel counts before any postprocessing
         return scores
+
+    def segment_video(
+        self,
+        source: str | os.PathLike[str] | Iterable[ImageLike],
+        *,
+        temporal: str | TemporalSmoothing | None = None,
+        **options: Any,
+    ) -> Iterator[Segmentation]:
+        """Segment a video file, a folder of frames or an iterable of images, frame by frame.
+
+        Delegates to :func:`camvidseg.video.segment_video` (``temporal="ema"`` averages class
+        probabilities over time; ``rate=``, ``frames=`` as there). Video files need the
+        ``video`` extra (PyAV).
+        """
+        from camvidseg.video import segment_video
+
+        return segment_video(self, source, temporal=temporal, **options)
