@@ -35,6 +35,11 @@ LAYERS: dict[str, int] = {
 }
 #: A module not listed above is a front-end: it may use anything but the CLI.
 FRONT_END = 5
+#: Upward imports allowed for now, with why (each one lazy, inside a function). Keep this short:
+#: the test below fails once an entry is no longer needed, so it gets removed.
+KNOWN_UPWARD_IMPORTS = {
+    ("camvidseg.segmenter", "camvidseg.video"): "Segmenter.segment_video delegates to video",
+}
 
 
 def layer_of(module: str) -> int:
@@ -84,6 +89,9 @@ def test_no_module_imports_from_a_higher_layer(module: str, path: Path) -> None:
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     own = layer_of(module)
     above = {name: layer_of(name) for name in imported(path, package) if layer_of(name) > own}
+    allowed = {target for source, target in KNOWN_UPWARD_IMPORTS if source == module}
+    assert allowed <= set(above), f"remove {allowed - set(above)} from KNOWN_UPWARD_IMPORTS"
+    above = {name: layer for name, layer in above.items() if name not in allowed}
     assert not above, (
         f"{module} (layer {own}) imports from higher layers: {above}; see docs/architecture.md"
     )

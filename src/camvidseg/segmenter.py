@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -44,6 +44,9 @@ from camvidseg.tiling import (
 )
 from camvidseg.tta import TTAConfig, predict_with_tta, view_size
 from camvidseg.uncertainty import apply_min_confidence
+
+if TYPE_CHECKING:
+    from camvidseg.video import TemporalSmoothing
 
 __all__ = ["DEFAULT_HANDLE", "DEFAULT_MAX_PIXELS", "DEFAULT_TILE", "Segmentation", "Segmenter"]
 
@@ -306,6 +309,14 @@ def _labelled(scores: Scores, layout: ChannelLayout, return_scores: bool) -> _La
     return labels, conf, to_class_scores(scores, layout) if return_scores else None
 
 
+def _check_fits(scores: Scores, image: ImageArray) -> None:
+    if scores.ndim != 3 or scores.shape[:2] != image.shape[:2]:
+        raise InvalidImageError(
+            f"scores must be (H, W, C) for an image of shape {image.shape} "
+            f"(got shape {scores.shape})"
+        )
+
+
 def _fitting(channels: int, *layouts: ChannelLayout | None) -> ChannelLayout | None:
     """The first of ``layouts`` for scores of ``channels`` channels, if any."""
     return next((x for x in layouts if x is not None and x.num_channels == channels), None)
@@ -355,10 +366,9 @@ class Segmenter:
             ``None`` never tiles automatically.
         tta: Test-time augmentation: class probabilities are averaged over horizontal flips
             and scales (see :class:`~camvidseg.tta.TTAConfig`) before the argmax.
-        cleanup: Label-map cleanup (:class:`~camvidseg.cleanup.CleanupConfig`) run on the
-            labels of ``palette`` (after grouping to CamVid-11, so its ``classes`` are ids of
-            ``palette``) and before ``min_confidence``, which then abstains where the model's
-            own top-class confidence is low. ``confidence`` is not changed by the cleanup.
+        cleanup: Label-map cleanup (:class:`~camvidseg.cleanup.CleanupConfig`) of the labels of
+            ``palette`` (after grouping: its ``classes`` are ids of ``palette``), before
+            ``min_confidence`` abstains where the model is unsure; it leaves ``confidence`` as is.
         fused_labels: Let a :class:`~camvidseg.backends.LabelBackend` compute labels and
             confidence itself (e.g. inside the TF graph) when no scores are needed (no
             ``return_scores``, ``max_side``, TTA or tiling); the results are the same.
@@ -426,8 +436,6 @@ class Segmenter:
         )
         return cls(backend, **options)
 
-    # -- public API ---------------------------------------------------------------------------
-
     def segment(self, image: ImageLike, *, return_scores: bool = False) -> Segmentation:
         """Segment one image (PIL image, ``HxWx3`` uint8 array, or path)."""
         return next(iter(self.segment_batch([image], return_scores=return_scores)))
@@ -452,6 +460,23 @@ class Segmenter:
         validators.int_range(1).check(size, "batch_size")
         for chunk in _chunks(images, size):
             yield from self._segment_chunk(chunk, return_scores)
+
+    def segment_video(
+        self,
+        source: str | os.PathLike[str] | Iterable[ImageLike],
+        *,
+        temporal: str | TemporalSmoothing | None = None,
+        **options: Any,
+    ) -> Iterator[Segmentation]:
+        """Segment a video file, a folder of frames or an iterable of images, frame by frame.
+
+        Delegates to :func:`camvidseg.video.segment_video` (``temporal="ema"`` averages class
+        probabilities over time; ``rate=``, ``frames=`` as there). Video files need the
+        ``video`` extra (PyAV).
+        """
+        from camvidseg.video import segment_video
+
+        return segment_video(self, source, temporal=temporal, **options)
 
     def predict_scores(self, images: Sequence[ImageArray]) -> list[Scores]:
         """Raw model probabilities ``(H, W, C)`` per image, at each image's own size.
@@ -529,15 +554,9 @@ class Segmenter:
             >>> segmenter.from_scores(sky, scores).labels.tolist()
             [[21, 21]]
         """
-        if scores.ndim != 3 or scores.shape[:2] != image.shape[:2]:
-            raise InvalidImageError(
-                f"scores must be (H, W, C) for an image of shape {image.shape} "
-                f"(got shape {scores.shape})"
-            )
+        _check_fits(scores, image)
         layout = self.layout_for(scores.shape[-1])
         return self._result(image, source, _labelled(scores, layout, return_scores))
-
-    # -- internals ----------------------------------------------------------------------------
 
     def _segment_chunk(
         self, chunk: list[tuple[ImageArray, Path | None]], return_scores: bool
@@ -580,8 +599,7 @@ class Segmenter:
             yield self._result(array, source, labelled)
 
     def _learn_layout(self, channels: int) -> None:
-        """Note the layout of the backend's scores: detected once, under a lock (threads share
-        the Segmenter); a ``layout`` that fits needs no detection."""
+        """Note the layout of the backend's scores, once, under a lock (threads share it)."""
         if _fitting(channels, self.layout, self._detected) is None:
             with _DETECT_LOCK:
                 if _fitting(channels, self.layout, self._detected) is None:
@@ -595,8 +613,7 @@ class Segmenter:
         return predict_with_tta(images, predict, self.tta, max_side=max_side, resize=resize_image)
 
     def _result(self, image: ImageArray, source: Path | None, labelled: _Labelled) -> Segmentation:
-        labels, conf, scores = labelled
-        kept = image if self.keep_image else None
+        (labels, conf, scores), kept = labelled, image if self.keep_image else None
         result = Segmentation(labels, conf, image=kept, scores=scores, source=source)
         if self.palette.name == "camvid11":
             result = result.to_camvid11(self.grouping)

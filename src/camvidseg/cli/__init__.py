@@ -26,7 +26,7 @@ from camvidseg.exceptions import CamVidSegError
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("segment", "evaluate", "tune", "model", "beam", "report")
+COMMANDS: tuple[str, ...] = ("segment", "evaluate", "tune", "model", "beam", "report", "video")
 
 _EPILOG = """examples:
   camvidseg segment examples/images -o out/
@@ -35,7 +35,8 @@ _EPILOG = """examples:
   camvidseg evaluate out/labels CamVid/LabeledApproved_full -o report/
   camvidseg tune CamVid/val CamVid/valannot --classes 11 -o tuned.json
   camvidseg beam 'frames/**/*.jpg' -o out/            # the same on Apache Beam (any runner)
-  camvidseg report out/                               # out/report.html: summary and thumbnails
+  camvidseg report out/                               # out/report.html: summary, metrics, images
+  camvidseg video drive.mp4 -o drive_seg.mp4 --temporal ema   # needs the video extra
   camvidseg segment --help
 """
 
