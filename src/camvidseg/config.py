@@ -40,7 +40,7 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 import attrs
 
@@ -52,7 +52,7 @@ from camvidseg.segmenter import DEFAULT_TILE
 from camvidseg.tta import TTAConfig
 
 if TYPE_CHECKING:
-    from camvidseg.backends.base import Backend
+    from camvidseg.backends.base import Backend, FeatureBackend
     from camvidseg.segmenter import Segmenter
 
 __all__ = ["CONFIG_VERSION", "SegmentConfig", "load_config", "save_config"]
@@ -111,6 +111,7 @@ _TOP_LEVEL: _Schema = {
     "cleanup": ("an object (cleanup options) or null", _or_null(_is_mapping)),
     "min_confidence": ("a number in [0, 1] or null", _or_null(_is_number)),
     "description": ("a string", _is_str),
+    "head": ("a string (head folder from camvidseg finetune) or null", _or_null(_is_str)),
 }
 _CLEANUP: _Schema = {
     "opening": ("an integer >= 0 (radius; 0 = off)", _is_int),
@@ -246,6 +247,10 @@ class SegmentConfig:
             after the cleanup. Under the evaluation protocol an abstained pixel is a miss, so
             this can never raise pixel accuracy.
         description: Free text (``camvidseg tune`` records what it measured).
+        head: A head folder written by ``camvidseg finetune``: the model's features go through
+            it, and the outputs are its classes. With a head, ``classes`` 32 (the default)
+            means the head's own label set and 11 groups a CamVid-32 head's outputs (or is a
+            CamVid-11 head's own).
     """
 
     model: str | None = attrs.field(
@@ -263,6 +268,9 @@ class SegmentConfig:
         default=None, converter=_to_min_confidence, validator=_check_min_confidence
     )
     description: str = attrs.field(default="", validator=_check_type(str, "a string"))
+    head: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_check_type(str, "a string"))
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.cleanup.classes is not None:
@@ -276,7 +284,13 @@ class SegmentConfig:
 
     @property
     def palette(self) -> CamVidPalette:
-        """The label set of the outputs."""
+        """The label set of the outputs (with a head: its own, or CamVid-11 grouped from it)."""
+        if self.head is not None:
+            from camvidseg.backends.head import read_head_info
+            from camvidseg.labelset import output_palette
+
+            label_set = read_head_info(self.head).label_set
+            return output_palette(label_set, 11 if self.classes == 11 else None)
         return CamVidPalette.by_name(str(self.classes))
 
     # -- serialisation ------------------------------------------------------------------------
@@ -296,6 +310,8 @@ class SegmentConfig:
             "cleanup": self.cleanup.to_dict(),
             "min_confidence": self.min_confidence,
             "description": self.description,
+            # Only when set, so configs and manifests without a head stay as they were.
+            **({"head": self.head} if self.head is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -343,9 +359,10 @@ class SegmentConfig:
         """Keyword arguments of :class:`~camvidseg.Segmenter` (all but the backend).
 
         Keys: ``palette``, ``grouping``, ``max_side``, ``tile``, ``overlap``, ``drop_void``,
-        ``tta``, ``cleanup`` (``None`` when no step is on) and ``min_confidence``.
+        ``tta``, ``cleanup`` (``None`` when no step is on) and ``min_confidence``. With a
+        head and ``classes`` 32, ``palette`` is left out: the head's label set is the default.
         """
-        return {
+        options = {
             "palette": self.palette,
             "grouping": self.grouping,
             "max_side": self.max_side,
@@ -356,6 +373,9 @@ class SegmentConfig:
             "cleanup": self.cleanup if self.cleanup.enabled else None,
             "min_confidence": self.min_confidence,
         }
+        if self.head is not None and self.classes == 32:
+            del options["palette"]
+        return options
 
     def build_segmenter(
         self, backend: Backend | None = None, *, default_model: str | None = None, **options: Any
@@ -379,9 +399,13 @@ class SegmentConfig:
 
         merged = {**self.segmenter_options(), **options}
         if backend is not None:
+            if self.head is not None:
+                from camvidseg.backends.head import attach_head
+
+                backend = attach_head(cast("FeatureBackend", backend), self.head)
             return Segmenter(backend, **merged)
         handle = self.model or default_model or DEFAULT_HANDLE
-        return Segmenter.from_hub(handle, **merged)
+        return Segmenter.from_hub(handle, head=self.head, **merged)
 
 
 def _nested(build: Callable[[Mapping[str, Any]], Any], data: Mapping[str, Any], key: str) -> Any:

@@ -53,6 +53,7 @@ __all__ = [
     "METADATA_VERSION",
     "LabelSet",
     "ModelMetadata",
+    "model_label_set",
     "output_palette",
     "read_model_metadata",
     "write_model_metadata",
@@ -112,6 +113,7 @@ class LabelSet:
     names: tuple[str, ...] = attrs.field(converter=_names)
     colors: ColorTable = attrs.field(converter=_colors)
     ignore_ids: tuple[int, ...] = attrs.field(default=(), converter=_ids)
+    _palette: CamVidPalette | None = attrs.field(init=False, default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         n = len(self.names)
@@ -336,14 +338,18 @@ class LabelSet:
         """A :class:`~camvidseg.palette.CamVidPalette` of these classes (the built-in one for
         CamVid-32/-11), usable by the Segmenter, ``save_label_png`` and the visualisations. Its
         ``void_id`` is the first ignored id."""
-        for builtin, palette in (
-            (_CAMVID32, CamVidPalette.camvid32()),
-            (_CAMVID11, CamVidPalette.camvid11()),
-        ):
-            if self == builtin:
-                return palette
-        void = self.ignore_ids[0] if self.ignore_ids else None
-        return CamVidPalette(self.name, self.names, self.colors, void_id=void)
+        if self._palette is not None:
+            return self._palette
+        palette = None
+        for builtin in (CamVidPalette.camvid32(), CamVidPalette.camvid11()):
+            same_classes = self.name == builtin.name and self.names == builtin.names
+            if same_classes and np.array_equal(self.colors, builtin.colors):
+                palette = builtin
+        if palette is None:
+            void = self.ignore_ids[0] if self.ignore_ids else None
+            palette = CamVidPalette(self.name, self.names, self.colors, void_id=void)
+        object.__setattr__(self, "_palette", palette)  # built once: it caches colour tables
+        return palette
 
     def describe(self) -> str:
         """``"camvid11 (11 classes + ignored Void)"``-style summary for messages."""
@@ -572,3 +578,10 @@ def write_model_metadata(folder: str | os.PathLike[str], metadata: ModelMetadata
     with atomic_write(path) as handle:
         handle.write((json.dumps(metadata.to_dict(), indent=2) + "\n").encode("utf-8"))
     return path
+
+
+def model_label_set(backend: object) -> LabelSet | None:
+    """The label set a backend declares (``backend.label_set``: a head, or an exported model
+    with metadata), or ``None`` for a stock model (CamVid-32 by its channel count)."""
+    label_set = getattr(backend, "label_set", None)
+    return label_set if isinstance(label_set, LabelSet) else None

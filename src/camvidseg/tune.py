@@ -80,6 +80,7 @@ from camvidseg.groundtruth import (
     to_label_set,
 )
 from camvidseg.imageio import open_image
+from camvidseg.labelset import model_label_set
 from camvidseg.metrics import ConfusionMatrix, EvaluationProblem, EvaluationResult
 from camvidseg.palette import CamVidPalette
 from camvidseg.postprocess import ChannelLayout
@@ -931,13 +932,18 @@ def _split_files(images: list[Path], truth: list[Path]) -> tuple[list[Path], lis
 
 
 def _cache_settings(base: SegmentConfig) -> dict[str, Any]:
-    return {
+    settings: dict[str, Any] = {
         "max_side": base.max_side,
         "tile": base.tile,
         "overlap": base.overlap,
         "drop_void": base.drop_void,
         "max_pixels": DEFAULT_MAX_PIXELS,
     }
+    if base.head is not None:  # a head's predictions are another model's
+        from camvidseg.backends.head import head_identity
+
+        settings["head"] = head_identity(base.head)
+    return settings
 
 
 @attrs.frozen
@@ -987,6 +993,15 @@ class _Predictor:
                 keep_image=False,
             )
         return self._segmenters[view]
+
+    def model_palette(self) -> CamVidPalette:
+        """The label set of the cached labels: the model's own (a head's), else CamVid-32."""
+        label_set = None if self._backend is None else model_label_set(self._backend)
+        if label_set is None and self._base.head is not None:
+            from camvidseg.backends.head import read_head_info
+
+            label_set = read_head_info(self._base.head).label_set
+        return CamVidPalette.camvid32() if label_set is None else label_set.to_palette()
 
     def fill(self, entries: Sequence[_Entry], views: Sequence[View], progress: bool) -> None:
         """Compute and store every view of ``entries`` the cache does not hold yet."""
@@ -1045,7 +1060,7 @@ def _evaluate(
     progress: bool,
 ) -> dict[tuple[TTAConfig | None, CleanupConfig], NDArray[np.int64]]:
     """One pass over the cache: confusion counts of every candidate at every threshold."""
-    source = CamVidPalette.camvid32()
+    source = predictor.model_palette()
     counts: dict[tuple[TTAConfig | None, CleanupConfig], NDArray[np.int64]] = {}
     for entry in tqdm(entries, desc="searching", unit="image", disable=not progress, leave=False):
         truth = read_ground_truth(

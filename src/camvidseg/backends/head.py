@@ -22,6 +22,7 @@ TensorFlow is imported lazily, only to run or train a head.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -52,9 +53,11 @@ __all__ = [
     "HeadWeights",
     "attach_head",
     "backbone_fingerprint",
+    "head_identity",
     "head_module",
     "layer_shapes",
     "read_head",
+    "read_head_info",
     "same_backbone",
 ]
 
@@ -360,8 +363,8 @@ class Head:
         return self.info.label_set
 
 
-def read_head(folder: str | os.PathLike[str]) -> Head:
-    """Read ``head.json`` and ``head.weights.npz`` from a head folder (no TensorFlow needed).
+def read_head_info(folder: str | os.PathLike[str]) -> HeadInfo:
+    """Read only ``head.json`` of a head folder (its label set, backbone and architecture).
 
     Raises:
         ConfigError: naming the folder or file, when it is not a head folder or is damaged.
@@ -375,9 +378,34 @@ def read_head(folder: str | os.PathLike[str]) -> Head:
             f"head folder {folder} holds no {HEAD_FILE}: not a head made by camvidseg finetune"
         )
     try:
-        info = HeadInfo.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return HeadInfo.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, ConfigError) as exc:
         raise ConfigError(f"{path}: cannot read the head description ({exc})") from None
+
+
+def head_identity(folder: str | os.PathLike[str]) -> str:
+    """``"head:<sha256 of the weights, 16 hex digits>"``: what a prediction cache or a manifest
+    records, so that outputs of another head are never taken for this one's.
+
+    Raises:
+        ConfigError: the folder holds no head weights.
+    """
+    path = Path(folder) / WEIGHTS_FILE
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError as exc:
+        raise ConfigError(f"head folder {folder}: cannot read {WEIGHTS_FILE} ({exc})") from None
+    return f"head:{digest}"
+
+
+def read_head(folder: str | os.PathLike[str]) -> Head:
+    """Read ``head.json`` and ``head.weights.npz`` from a head folder (no TensorFlow needed).
+
+    Raises:
+        ConfigError: naming the folder or file, when it is not a head folder or is damaged.
+    """
+    folder = Path(folder)
+    info = read_head_info(folder)
     try:
         weights = HeadWeights.load(folder / WEIGHTS_FILE, info.kind)
         return Head(info, weights, folder)

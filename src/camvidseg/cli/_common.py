@@ -66,6 +66,13 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         default="32",
         help="label set of the outputs: CamVid-32 or the 11-class SegNet grouping",
     )
+    group.add_argument(
+        "--head",
+        metavar="HEAD_DIR",
+        default=None,
+        help="a head trained by 'camvidseg finetune' on this model: outputs are its classes "
+        "(--classes must match them, or group CamVid-32 to 11)",
+    )
 
 
 def add_cache_dir(parser: argparse._ActionsContainer) -> None:
@@ -143,6 +150,14 @@ def load_segmenter(args: argparse.Namespace) -> Segmenter:
         "max_side": args.max_side,
         "palette": CamVidPalette.by_name(args.classes),
     }
+    head = getattr(args, "head", None)
+    if head is not None:
+        from camvidseg.backends.head import read_head
+        from camvidseg.labelset import output_palette
+
+        # With a head, --classes 32 (the default) keeps the head's classes; 11 groups them.
+        classes = 11 if args.classes == "11" else None
+        options["palette"] = output_palette(read_head(head).label_set, classes)
     model: str = args.model
     if model.startswith(FAKE_MODEL_PREFIX):
         from camvidseg.backends.fake import NearestColorBackend
@@ -154,8 +169,14 @@ def load_segmenter(args: argparse.Namespace) -> Segmenter:
             from camvidseg.backends.fake import SpeckleNoiseBackend
 
             return Segmenter(SpeckleNoiseBackend(backend), **options)
+        if head is not None:
+            from camvidseg.backends.head import attach_head
+
+            return Segmenter(attach_head(backend, head), **options)
         return Segmenter(backend, **options)
-    return Segmenter.from_hub(model, cache_dir=args.cache_dir, timeout=args.timeout, **options)
+    return Segmenter.from_hub(
+        model, cache_dir=args.cache_dir, timeout=args.timeout, head=head, **options
+    )
 
 
 def parse_fake_model(model: str) -> tuple[int, float]:

@@ -169,6 +169,15 @@ def config_from_args(args: argparse.Namespace) -> SegmentConfig:
         changes["tile"] = args.tile or None
     if args.overlap is not None:
         changes["overlap"] = args.overlap
+    if getattr(args, "head", None) is not None:
+        changes["head"] = args.head
+    head = changes.get("head", config.head)
+    if head is not None and args.classes is not None:
+        from camvidseg.backends.head import read_head
+        from camvidseg.labelset import output_palette
+
+        # An explicit --classes must match the head's label set (or group CamVid-32 to 11).
+        output_palette(read_head(head).label_set, int(args.classes))
     tta_mode = getattr(args, "tta", None)
     scales = getattr(args, "tta_scales", None)
     if tta_mode == "none":
@@ -208,6 +217,7 @@ def resolved_args(args: argparse.Namespace, config: SegmentConfig) -> argparse.N
     resolved.model = model_handle(config)
     resolved.classes = str(config.classes)
     resolved.max_side = config.max_side
+    resolved.head = config.head
     return resolved
 
 
@@ -216,7 +226,7 @@ def configure(segmenter: Segmenter, config: SegmentConfig) -> Segmenter:
     import attrs
 
     options = config.segmenter_options()
-    options.pop("palette")
+    options.pop("palette", None)  # absent with a head (its label set is the default)
     options.pop("max_side")
     return attrs.evolve(segmenter, **options)
 

@@ -39,6 +39,7 @@ from camvidseg.cli._config import (
 )
 
 if TYPE_CHECKING:
+    from camvidseg.config import SegmentConfig
     from camvidseg.evaluation import StreamingEvaluator
     from camvidseg.metrics import EvaluationResult
     from camvidseg.pipeline import InputFile, ManifestEntry, RunReport
@@ -279,16 +280,38 @@ def _print_summary(
         )
 
 
-def _model_identity(handle: str) -> str:
+def _model_identity(handle: str, head: str | None = None) -> str:
     """The handle recorded in the manifest; a fake model's test parameters (``?latency=``)
-    do not change its outputs, so they do not stop a resume."""
-    return handle.split("?", 1)[0] if handle.startswith(FAKE_MODEL_PREFIX) else handle
+    do not change its outputs, so they do not stop a resume. A head is part of the model."""
+    model = handle.split("?", 1)[0] if handle.startswith(FAKE_MODEL_PREFIX) else handle
+    if head is None:
+        return model
+    from camvidseg.backends.head import head_identity
+
+    return f"{model}+{head_identity(head)}"
 
 
-def _evaluator(args: argparse.Namespace, classes: int, grouping: str) -> StreamingEvaluator | None:
+def _evaluation_classes(config: SegmentConfig) -> int:
+    """32 or 11: the label set ``--gt`` scores in (a head's own, when it is CamVid's)."""
+    palette = config.palette
+    if palette.name not in ("camvid32", "camvid11"):
+        from camvidseg.exceptions import ConfigError
+
+        raise ConfigError(
+            f"--gt scores CamVid-32 or CamVid-11 labels; the head's label set {palette.name} "
+            f"is neither (its validation metrics are in {config.head}/metrics.json)"
+        )
+    return 32 if palette.name == "camvid32" else 11
+
+
+def _evaluator(
+    args: argparse.Namespace, config: SegmentConfig, grouping: str
+) -> StreamingEvaluator | None:
     if args.gt is None:
         return None
     from camvidseg.evaluation import StreamingEvaluator
+
+    classes = _evaluation_classes(config)
 
     return StreamingEvaluator(
         args.gt,
@@ -308,7 +331,7 @@ def run(args: argparse.Namespace) -> int:
     from camvidseg.pipeline import PipelineInterrupted, RunOptions, discover_inputs, run_pipeline
 
     config = config_from_args(args)
-    evaluator = _evaluator(args, config.classes, config.grouping)
+    evaluator = _evaluator(args, config, config.grouping)
 
     outputs: tuple[str, ...] = args.outputs
     if args.panel and "panel" not in outputs:
@@ -346,7 +369,7 @@ def run(args: argparse.Namespace) -> int:
                 segmenter,
                 plan,
                 options,
-                model=_model_identity(model_handle(config)),
+                model=_model_identity(model_handle(config), config.head),
                 **hooks,
             )
     except PipelineInterrupted as interrupted:
