@@ -41,7 +41,7 @@ def block_scene(
 
 def write_class_list(path: Path) -> Path:
     """The blocks' class list (JSON), Void marked ignored."""
-    entries = [{"name": n, "color": list(c)} for n, c in BLOCK_CLASSES]
+    entries: list[dict[str, object]] = [{"name": n, "color": list(c)} for n, c in BLOCK_CLASSES]
     entries.append({"name": "void", "color": [0, 0, 0], "ignore": True})
     path.write_text(json.dumps(entries))
     return path

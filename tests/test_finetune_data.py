@@ -410,6 +410,7 @@ def test_wrong_channel_count_is_a_clear_error() -> None:
 
 
 def test_exact_layout_matches_numpy_argmax() -> None:
-    scores = ExactBackend(BLOCKS).predict(block_scene(1)[0][None].astype(np.float32) / 255)[0]
+    batch = block_scene(1)[0][None].astype(np.float32) / np.float32(255)
+    scores = ExactBackend(BLOCKS).predict(batch)[0]
     labels, _ = labels_and_confidence(scores, BLOCKS.channel_layout())
     assert np.array_equal(labels, np.array(BLOCKS.trained_ids)[scores.argmax(-1)])

@@ -544,7 +544,8 @@ def head_module(weights: HeadWeights, *, trainable: bool = False) -> Any:
                 tf.TensorSpec([None, None, None, depth], tf.float32),
                 tf.TensorSpec([], tf.int32),
                 tf.TensorSpec([], tf.int32),
-            ]
+            ],
+            autograph=False,  # plain Python loops over the layers; no tensor control flow
         )
         def probabilities(self, features: Any, height: Any, width: Any) -> Any:
             up = self.upsampled_logits(features)

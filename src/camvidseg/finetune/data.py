@@ -360,10 +360,16 @@ def _read_weights_file(path: Path, label_set: LabelSet) -> dict[int, float]:
     return out
 
 
-def count_classes(labels: LabelMap, num_classes: int) -> NDArray[np.int64]:
-    """Pixels per class id ``0..num_classes-1`` (255 and other ids not counted)."""
-    counts = np.bincount(labels.reshape(-1), minlength=256)[:num_classes]
-    return counts.astype(np.int64)
+def count_classes(labels: LabelMap, label_set: LabelSet) -> NDArray[np.int64]:
+    """Pixels per class id of ``label_set`` (0 for ignored ids; 255 is not counted).
+
+    Example:
+        >>> count_classes(np.array([[0, 30, 30, 255]], np.uint8), LabelSet.camvid32())[[0, 30]]
+        array([1, 0])
+    """
+    counts = np.bincount(labels.reshape(-1), minlength=256)[: len(label_set)].astype(np.int64)
+    counts[list(label_set.ignore_ids)] = 0
+    return counts
 
 
 def ignored_mask(labels: LabelMap, label_set: LabelSet) -> NDArray[np.bool_]:

@@ -81,7 +81,7 @@ def export_savedmodel(
             self.backbone = model
             self.head = head_mod
 
-        @tf.function(input_signature=[spec])  # type: ignore[untyped-decorator]
+        @tf.function(input_signature=[spec], autograph=False)  # type: ignore[untyped-decorator]
         def predict(self, images: Any) -> Any:
             height, width = tf.shape(images)[1], tf.shape(images)[2]
             padded = edge_pad(images)
@@ -89,7 +89,7 @@ def export_savedmodel(
             probs = self.head.probabilities(features, tf.shape(padded)[1], tf.shape(padded)[2])
             return probs[:, :height, :width]
 
-        @tf.function(input_signature=[spec])  # type: ignore[untyped-decorator]
+        @tf.function(input_signature=[spec], autograph=False)  # type: ignore[untyped-decorator]
         def get_features(self, images: Any) -> Any:
             return self.backbone.get_features(images)
 

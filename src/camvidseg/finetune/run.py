@@ -285,7 +285,7 @@ class _Run:
             path, size, stored = store.store_labels(sample, labels, role)
             self.labels_at[(sample.key, role)] = (path, size)
             if role == "train":
-                self.counts += count_classes(stored, len(self.label_set))
+                self.counts += count_classes(stored, self.label_set)
         if problems:
             raise DataError(
                 f"{len(problems)} of {len(roles)} training/validation files cannot be used "

@@ -74,7 +74,7 @@ class Trainer:
         self._step = tf.Variable(0, dtype=tf.int64, trainable=False)
         self._weight_decay = float(weight_decay)
         self._channel_weights = tf.constant(np.asarray(channel_weights, dtype=np.float32))
-        self._compiled = tf.function(self._train_step, reduce_retracing=True)
+        self._compiled = tf.function(self._train_step, reduce_retracing=True, autograph=False)
 
     @property
     def step(self) -> int:
