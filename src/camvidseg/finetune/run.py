@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import datetime
 import logging
-import math
 import os
 import platform
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
@@ -30,6 +28,7 @@ from camvidseg.backends.head import (
     same_backbone,
 )
 from camvidseg.exceptions import ConfigError, InvalidImageError, UnknownColorError
+from camvidseg.finetune.crops import CropSampler
 from camvidseg.finetune.data import (
     DataError,
     DataOptions,
@@ -38,16 +37,12 @@ from camvidseg.finetune.data import (
     count_classes,
     find_samples,
     read_sample,
-    resize_image,
-    resize_labels,
     split_samples,
 )
 from camvidseg.finetune.features import (
     FeatureStats,
     FeatureStore,
     Prepared,
-    label_crop,
-    read_crop,
 )
 from camvidseg.finetune.outputs import (
     CHECKPOINT_FILE,
@@ -65,7 +60,6 @@ from camvidseg.finetune.settings import (
     FinetuneInterrupted,
     FinetuneResult,
 )
-from camvidseg.imageio import open_image
 from camvidseg.labelset import LabelSet
 from camvidseg.metrics import ConfusionMatrix, EvaluationResult
 from camvidseg.postprocess import labels_and_confidence, resize_scores
@@ -83,20 +77,6 @@ _METRICS_FORMAT = "camvidseg-finetune-metrics"
 #: Files of a head folder that ``overwrite`` removes (nothing else is touched).
 _OWN_FILES = (HEAD_FILE, WEIGHTS_FILE, METRICS_FILE, CURVES_FILE, CHECKPOINT_FILE)
 _FEATURES_DIR = "features"
-
-
-@attrs.frozen
-class _Plan:
-    """Where one training crop comes from (drawn before the epoch, so it is reproducible)."""
-
-    index: int
-    flip: bool
-    top: int
-    left: int
-    #: 0 for a crop of cached features; else the scale of an on-the-fly view whose source
-    #: region of the model-size image is ``(top, left, height, width)`` in pixels.
-    scale: float = 0.0
-    region: tuple[int, int] = (0, 0)
 
 
 def _versions() -> dict[str, str]:
@@ -319,109 +299,50 @@ class _Run:
 
     # -- training -----------------------------------------------------------------------------
 
-    def crop_cells(self) -> tuple[int, int]:
-        crop = self.config.crop - self.config.crop % FEATURE_STRIDE
-        rows = min(crop, *(p.padded[0] for p in self.train)) // FEATURE_STRIDE
-        cols = min(crop, *(p.padded[1] for p in self.train)) // FEATURE_STRIDE
-        return max(1, rows), max(1, cols)
-
-    def crops_per_image(self, cells: tuple[int, int]) -> int:
-        area = np.mean([p.size[0] * p.size[1] for p in self.train])
-        crop_area = cells[0] * cells[1] * FEATURE_STRIDE**2
-        return max(1, round(float(area) / crop_area))
-
-    def plan(self, epoch: int, cells: tuple[int, int], per_image: int) -> list[_Plan]:
-        rng = np.random.default_rng([self.config.seed, epoch])
-        order = np.repeat(np.arange(len(self.train)), per_image)
-        rng.shuffle(order)
-        plans = []
-        flips = self.config.augment != "none"
-        crop = (cells[0] * FEATURE_STRIDE, cells[1] * FEATURE_STRIDE)
-        for index in order.tolist():
-            item = self.train[index]
-            flip = bool(flips and rng.random() < 0.5)
-            if self.config.augment == "scale" and rng.random() < 0.5:
-                h, w = item.size
-                smallest = max(crop[0] / h, crop[1] / w)
-                scale = float(rng.uniform(max(0.5, smallest), max(1.5, smallest)))
-                height = min(h, max(1, round(crop[0] / scale)))
-                width = min(w, max(1, round(crop[1] / scale)))
-                top = int(rng.integers(0, h - height + 1))
-                left = int(rng.integers(0, w - width + 1))
-                plans.append(_Plan(index, flip, top, left, scale, (height, width)))
-                continue
-            rows = item.padded[0] // FEATURE_STRIDE - cells[0]
-            cols = item.padded[1] // FEATURE_STRIDE - cells[1]
-            top, left = int(rng.integers(0, rows + 1)), int(rng.integers(0, cols + 1))
-            plans.append(_Plan(index, flip, top, left))
-        return plans
-
-    def batches(
-        self, plans: Sequence[_Plan], cells: tuple[int, int], store: FeatureStore
-    ) -> Iterator[tuple[NDArray[np.float16], NDArray[np.uint8]]]:
-        to_channel = self.label_set.channel_of_id()
-        crop = (cells[0] * FEATURE_STRIDE, cells[1] * FEATURE_STRIDE)
-        size = self.config.batch_size
-        for start in range(0, len(plans), size):
-            features, targets = [], []
-            for plan in plans[start : start + size]:
-                item = self.train[plan.index]
-                labels = np.load(item.labels)
-                if plan.scale:
-                    feats, crop_labels = self._scaled_view(item, plan, crop, store, labels)
-                else:
-                    feats = read_crop(item.features[int(plan.flip)], plan.top, plan.left, cells)
-                    pixel = (plan.top * FEATURE_STRIDE, plan.left * FEATURE_STRIDE)
-                    crop_labels = label_crop(labels, *pixel, crop, plan.flip)
-                features.append(feats)
-                targets.append(to_channel[crop_labels])
-            yield np.stack(features), np.stack(targets)
-
-    def _scaled_view(
-        self,
-        item: Prepared,
-        plan: _Plan,
-        crop: tuple[int, int],
-        store: FeatureStore,
-        labels: NDArray[np.uint8],
-    ) -> tuple[NDArray[np.float16], NDArray[np.uint8]]:
-        image = resize_image(open_image(item.sample.image).array, item.size)
-        rows = slice(plan.top, plan.top + plan.region[0])
-        cols = slice(plan.left, plan.left + plan.region[1])
-        region = resize_image(np.ascontiguousarray(image[rows, cols]), crop)
-        region_labels = resize_labels(np.ascontiguousarray(labels[rows, cols]), crop)
-        if plan.flip:
-            region, region_labels = region[:, ::-1], region_labels[:, ::-1]
-        return store.compute(np.ascontiguousarray(region)), region_labels
-
-    def epoch(
-        self,
-        trainer: Trainer,
-        number: int,
-        cells: tuple[int, int],
-        per_image: int,
-        store: FeatureStore,
-    ) -> float:
-        plans = self.plan(number, cells, per_image)
-        steps = math.ceil(len(plans) / self.config.batch_size)
+    def epoch(self, trainer: Trainer, number: int, sampler: CropSampler) -> float:
+        """Train one epoch (0-based ``number``); returns its mean loss."""
         losses = []
         with tqdm(
-            total=steps,
+            total=sampler.steps_per_epoch,
             desc=f"epoch {number + 1}/{self.config.epochs}",
             unit="step",
             disable=not self.progress,
             leave=False,
         ) as bar:
-            for features, targets in self.batches(plans, cells, store):
+            for features, targets in sampler.batches(sampler.plan(number)):
                 losses.append(trainer.train_step(features, targets))
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
         return float(np.mean(losses))
 
-
-def _check_folder_pair(val_images: object, val_labels: object) -> None:
-    if (val_images is None) != (val_labels is None):
-        raise ConfigError("validation folders come in pairs: give both val images and val labels")
+    def validate_and_record(
+        self, trainer: Trainer, number: int, loss: float, started: float
+    ) -> EpochRecord:
+        """Validate after epoch ``number``; keep the head if it is the best so far."""
+        result = evaluate_head(trainer.module, self.val, self.label_set)
+        score = -1.0 if result.miou is None else result.miou
+        improved = self.state["best_miou"] is None or score > self.state["best_miou"]
+        if improved:
+            self.best_weights = trainer.weights()
+            self.state.update(
+                best_epoch=number + 1,
+                best_miou=score,
+                since_best=0,
+                best_confusion=result.confusion.to_dict(),
+            )
+        else:
+            self.state["since_best"] += 1
+        record = EpochRecord(
+            number + 1,
+            loss,
+            result.miou,
+            result.pixel_accuracy,
+            trainer.last_rate(),
+            time.perf_counter() - started,
+            improved,
+        )
+        self.history.append(record)
+        return record
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -497,12 +418,51 @@ def finetune(
             another backbone.
         FinetuneInterrupted: on Ctrl-C (a ``KeyboardInterrupt``).
     """
-    from camvidseg.finetune.trainer import Trainer
-
     data = data or DataOptions()
     config = config or FinetuneConfig()
     head = Path(head_dir)
-    _check_folder_pair(val_images, val_labels)
+    train, val, val_label_dir = _samples(images, labels, val_images, val_labels, config)
+    run = _Run(head, backbone, base_model, data, config, progress)
+    if overwrite:
+        _remove_own_files(head)
+    fingerprint = backbone_fingerprint(backbone)
+    arrays = _resume(run, run.settings(train, val), fingerprint)
+    if run.state["complete"]:
+        log.info("%s is complete (%d epochs): nothing to do", head, len(run.history))
+        return _result(run, len(run.history))
+    resumed_from = len(run.history)
+    try:
+        trainer, sampler = _prepare(run, train, val, fingerprint, arrays, feature_cache)
+        if (
+            run.state["frozen_confusion"] is None
+            and frozen is not None
+            and data.label_set.is_camvid
+        ):
+            frozen_result = _evaluate_frozen(frozen, run, val, val_label_dir)
+            run.state["frozen_confusion"] = frozen_result.confusion.to_dict()
+        _train(run, trainer, sampler, on_epoch)
+    except KeyboardInterrupt:
+        best_epoch = run.state["best_epoch"]
+        raise FinetuneInterrupted(
+            head, len(run.history), best_epoch, run.state["best_miou"] if best_epoch else None
+        ) from None
+    run.save(trainer, complete=True, improved=True)
+    feature_dir = head / _FEATURES_DIR
+    if feature_cache is None and feature_dir.is_dir():
+        shutil.rmtree(feature_dir, ignore_errors=True)
+    return _result(run, resumed_from)
+
+
+def _samples(
+    images: str | os.PathLike[str],
+    labels: str | os.PathLike[str],
+    val_images: str | os.PathLike[str] | None,
+    val_labels: str | os.PathLike[str] | None,
+    config: FinetuneConfig,
+) -> tuple[list[Sample], list[Sample], Path]:
+    """``(train, val, folder of the validation labels)``."""
+    if (val_images is None) != (val_labels is None):
+        raise ConfigError("validation folders come in pairs: give both val images and val labels")
     samples, unlabelled = find_samples(images, labels)
     if not samples:
         raise DataError(
@@ -515,51 +475,28 @@ def finetune(
             len(unlabelled),
             unlabelled[0],
         )
-    val_label_dir = Path(labels)
-    if val_images is not None and val_labels is not None:
-        train, val = samples, find_samples(val_images, val_labels)[0]
-        val_label_dir = Path(val_labels)
-        if not val:
-            raise DataError(f"no image in {val_images} pairs with a label file in {val_labels}")
-    else:
+    if val_images is None or val_labels is None:
         train, val = split_samples(samples, config.val_split, config.seed)
+        return train, val, Path(labels)
+    val = find_samples(val_images, val_labels)[0]
+    if not val:
+        raise DataError(f"no image in {val_images} pairs with a label file in {val_labels}")
+    return samples, val, Path(val_labels)
 
-    run = _Run(head, backbone, base_model, data, config, progress)
-    feature_dir = Path(feature_cache) if feature_cache is not None else head / _FEATURES_DIR
-    if overwrite:
-        _remove_own_files(head)
+
+def _resume(
+    run: _Run, settings: dict[str, Any], fingerprint: str
+) -> dict[str, NDArray[Any]] | None:
+    """Load the checkpoint of ``run``'s folder into it (checking that it is the same run), or
+    start a new state; returns the checkpoint's arrays (``None`` for a new run)."""
+    head = run.head_dir
     previous = read_checkpoint(run.checkpoint_path)
-    settings = run.settings(train, val)
-    if previous is None and (head / HEAD_FILE).exists():
-        raise ConfigError(
-            f"{head} holds a head but no checkpoint to resume; pass --overwrite (overwrite=True) "
-            "to train a new one there, or choose another folder"
-        )
-    fingerprint = backbone_fingerprint(backbone)
-    arrays: dict[str, NDArray[Any]] = {}
-    if previous is not None:
-        state, arrays = previous
-        if state.get("format") != _CHECKPOINT_FORMAT:
-            raise ConfigError(f"{run.checkpoint_path}: not a finetune checkpoint")
-        changed = _differences(state["settings"], settings)
-        if changed:
+    if previous is None:
+        if (head / HEAD_FILE).exists():
             raise ConfigError(
-                f"{head} holds a run with other settings ({', '.join(changed)} differ); run "
-                "with the same settings to resume it, pass --overwrite to start over, or "
-                "choose another folder"
+                f"{head} holds a head but no checkpoint to resume; pass --overwrite "
+                "(overwrite=True) to train a new one there, or choose another folder"
             )
-        if not same_backbone(state["fingerprint"], fingerprint):
-            raise ConfigError(
-                f"{head} was trained on another backbone ({state['settings']['base_model']}); "
-                "pass --overwrite to start over with this one"
-            )
-        run.state = state
-        run.history = [EpochRecord.from_dict(r) for r in state["history"]]
-        if state["complete"]:
-            log.info("%s is complete (%d epochs): nothing to do", head, len(run.history))
-            return _result(run, len(run.history))
-        log.info("resuming %s after epoch %d", head, len(run.history))
-    else:
         run.state = {
             "format": _CHECKPOINT_FORMAT,
             "version": 1,
@@ -573,19 +510,52 @@ def finetune(
             "frozen_confusion": None,
             "best_confusion": None,
         }
-    head.mkdir(parents=True, exist_ok=True)
-    store = FeatureStore(feature_dir, backbone, fingerprint, data)
+        return None
+    state, arrays = previous
+    if state.get("format") != _CHECKPOINT_FORMAT:
+        raise ConfigError(f"{run.checkpoint_path}: not a finetune checkpoint")
+    changed = _differences(state["settings"], settings)
+    if changed:
+        raise ConfigError(
+            f"{head} holds a run with other settings ({', '.join(changed)} differ); run with "
+            "the same settings to resume it, pass --overwrite to start over, or choose another "
+            "folder"
+        )
+    if not same_backbone(state["fingerprint"], fingerprint):
+        raise ConfigError(
+            f"{head} was trained on another backbone ({state['settings']['base_model']}); "
+            "pass --overwrite to start over with this one"
+        )
+    run.state = state
+    run.history = [EpochRecord.from_dict(r) for r in state["history"]]
+    if not state["complete"]:
+        log.info("resuming %s after epoch %d", head, len(run.history))
+    return arrays
+
+
+def _prepare(
+    run: _Run,
+    train: Sequence[Sample],
+    val: Sequence[Sample],
+    fingerprint: str,
+    arrays: dict[str, NDArray[Any]] | None,
+    feature_cache: str | os.PathLike[str] | None,
+) -> tuple[Trainer, CropSampler]:
+    """Check the data, compute the features, build the trainer (fresh or resumed)."""
+    from camvidseg.finetune.trainer import Trainer
+
+    config = run.config
+    run.head_dir.mkdir(parents=True, exist_ok=True)
+    folder = Path(feature_cache) if feature_cache is not None else run.head_dir / _FEATURES_DIR
+    store = FeatureStore(folder, run.backbone, fingerprint, run.data)
     run.scan(store, train, val)
     run.class_report()
-    stats = FeatureStats() if previous is None else None
+    stats = FeatureStats() if arrays is None else None
     run.train = run.prepare(store, train, "train", stats)
     run.val = run.prepare(store, val, "val", None)
     log.info("features: %d computed, %d reused", store.computed, store.reused)
     assert store.feature_dim is not None
-    cells = run.crop_cells()
-    per_image = run.crops_per_image(cells)
-    steps = math.ceil(len(run.train) * per_image / config.batch_size)
-    channel_weights = run.weights_by_id[list(run.label_set.trained_ids)]
+    sampler = CropSampler(run.train, run.label_set, config, store)
     if stats is not None:
         mean, scale = stats.mean_and_scale()
         initial = HeadWeights.initial(
@@ -598,84 +568,55 @@ def finetune(
             scale=scale,
         )
     else:
-        initial = HeadWeights.from_arrays(
-            config.head,
-            {k.removeprefix("weights/"): v for k, v in arrays.items() if k.startswith("weights/")},
-        )
+        assert arrays is not None
+        initial = HeadWeights.from_arrays(config.head, _prefixed(arrays, "weights/"))
     trainer = Trainer(
         initial,
-        channel_weights,
-        total_steps=steps * config.epochs,
+        run.weights_by_id[list(run.label_set.trained_ids)],
+        total_steps=sampler.steps_per_epoch * config.epochs,
         peak_rate=config.learning_rate,
         weight_decay=config.weight_decay,
     )
-    if previous is not None:
+    if arrays is not None:
         trainer.load_state(arrays)
-        best = {k.removeprefix("best/"): v for k, v in arrays.items() if k.startswith("best/")}
-        run.best_weights = HeadWeights.from_arrays(config.head, best)
-    if run.state["frozen_confusion"] is None and frozen is not None and run.label_set.is_camvid:
-        frozen_result = _evaluate_frozen(frozen, run, val, val_label_dir)
-        run.state["frozen_confusion"] = frozen_result.confusion.to_dict()
-    resumed_from = len(run.history)
+        run.best_weights = HeadWeights.from_arrays(config.head, _prefixed(arrays, "best/"))
     log.info(
         "training a %s head on %d images (%d held out): %d steps of %d crops of %dx%d per epoch",
         config.head,
         len(run.train),
         len(run.val),
-        steps,
+        sampler.steps_per_epoch,
         config.batch_size,
-        cells[0] * FEATURE_STRIDE,
-        cells[1] * FEATURE_STRIDE,
+        sampler.crop[0],
+        sampler.crop[1],
     )
-    try:
-        while (
-            len(run.history) < config.epochs
-            and not run.state["stopped_early"]
-            and not run.state["complete"]
-        ):
-            number = len(run.history)
-            started = time.perf_counter()
-            loss = run.epoch(trainer, number, cells, per_image, store)
-            result = evaluate_head(trainer.module, run.val, run.label_set)
-            score = -1.0 if result.miou is None else result.miou
-            best_score = run.state["best_miou"]
-            improved = best_score is None or score > best_score
-            if improved:
-                run.best_weights = trainer.weights()
-                run.state.update(
-                    best_epoch=number + 1,
-                    best_miou=score,
-                    since_best=0,
-                    best_confusion=result.confusion.to_dict(),
-                )
-            else:
-                run.state["since_best"] += 1
-            record = EpochRecord(
-                number + 1,
-                loss,
-                result.miou,
-                result.pixel_accuracy,
-                trainer.last_rate(),
-                time.perf_counter() - started,
-                improved,
-            )
-            run.history.append(record)
-            log.info("%s", record.summary(config.epochs))
-            if config.patience and run.state["since_best"] >= config.patience:
-                run.state["stopped_early"] = True
-                log.info("no better validation mIoU for %d epochs: stopping", config.patience)
-            run.save(trainer, complete=False, improved=improved)
-            if on_epoch is not None:
-                on_epoch(record)
-    except KeyboardInterrupt:
-        best_epoch = run.state["best_epoch"]
-        raise FinetuneInterrupted(
-            head, len(run.history), best_epoch, run.state["best_miou"] if best_epoch else None
-        ) from None
-    run.save(trainer, complete=True, improved=True)
-    if feature_cache is None and feature_dir.is_dir():
-        shutil.rmtree(feature_dir, ignore_errors=True)
-    return _result(run, resumed_from)
+    return trainer, sampler
+
+
+def _prefixed(arrays: dict[str, NDArray[Any]], prefix: str) -> dict[str, NDArray[Any]]:
+    return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def _train(
+    run: _Run,
+    trainer: Trainer,
+    sampler: CropSampler,
+    on_epoch: Callable[[EpochRecord], None] | None,
+) -> None:
+    """Epochs until the last one, or early stopping; saves after each."""
+    config = run.config
+    while len(run.history) < config.epochs and not run.state["stopped_early"]:
+        number = len(run.history)
+        started = time.perf_counter()
+        loss = run.epoch(trainer, number, sampler)
+        record = run.validate_and_record(trainer, number, loss, started)
+        log.info("%s", record.summary(config.epochs))
+        if config.patience and run.state["since_best"] >= config.patience:
+            run.state["stopped_early"] = True
+            log.info("no better validation mIoU for %d epochs: stopping", config.patience)
+        run.save(trainer, complete=False, improved=record.best)
+        if on_epoch is not None:
+            on_epoch(record)
 
 
 def _result(run: _Run, resumed_from: int) -> FinetuneResult:
