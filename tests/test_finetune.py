@@ -28,6 +28,7 @@ from camvidseg.finetune import (
 from camvidseg.imageio import read_label_png
 from camvidseg.labelset import LabelSet, read_model_metadata
 from camvidseg.metrics import ConfusionMatrix
+from camvidseg.models import describe, verify
 from tests.finetune_data import block_scene, write_blocks, write_streets
 
 pytestmark = pytest.mark.tf
@@ -170,6 +171,12 @@ def test_export_reproduces_the_head_exactly(
         assert np.array_equal(alone.segment(picture).labels, with_head.segment(picture).labels)
     with pytest.raises(ConfigError, match="exists and is not empty"):
         export_savedmodel(result.head_dir, backbone, exported)
+    info = describe(exported)
+    assert (info.channels, info.layout) == (3, "exact")
+    assert [c.name for c in info.classes] == ["red", "green", "blue"]
+    report = verify(exported)
+    assert report.ok
+    assert report.layout == "exact"
 
 
 def test_head_refused_on_another_backbone(
@@ -278,7 +285,8 @@ def test_cli_finetune_segment_and_interrupt(
 
     out = tmp_path / "out"
     seg_args = ["segment", str(streets / "images"), "-o", str(out), "--model", "fake:33"]
-    assert main([*seg_args, "--head", str(head), "--outputs", "labels"]) == 0
+    assert main([*seg_args, "--head", str(head), "--outputs", "labels,panel"]) == 0
+    assert (out / "panel" / "s00.png").is_file()
     labels, embedded = read_label_png(out / "labels" / "s00.png")
     assert embedded is not None
     assert embedded[:12].tolist() == LabelSet.camvid11().colors.tolist()
@@ -289,6 +297,26 @@ def test_cli_finetune_segment_and_interrupt(
     assert main([*seg_args, "--head", str(head), "--classes", "32"]) == 2
     assert "classes 32 does not fit the model's label set camvid11" in capsys.readouterr().err
     assert main([*args, *common, "--head", str(head)]) == 2
+    assert main([*args, *common, "--export", str(tmp_path / "export")]) == 2
+    assert "exporting needs a SavedModel backbone" in capsys.readouterr().err
+    # tune follows the head's classes (CamVid-11 here) and writes it into the config.
+    tuned = tmp_path / "tuned.json"
+    tune_args = ["tune", str(streets / "images"), str(streets / "labels"), "--model", "fake:33"]
+    grid = tmp_path / "grid.json"
+    grid.write_text(
+        '{"majority": [0, 3], "min_region": [0], "opening": [0], "closing": [0], '
+        '"tta": [null], "min_confidence": [null]}'
+    )
+    cache = ["--cache", str(tmp_path / "cache"), "--grid", str(grid), "-o", str(tuned)]
+    assert main([*tune_args, "--head", str(head), *cache]) == 0
+    assert json.loads(tuned.read_text())["head"] == str(head)
+    capsys.readouterr()
+    again = tmp_path / "again"
+    seg_config = ["segment", str(streets / "images"), "-o", str(again), "--model", "fake:33"]
+    assert main([*seg_config, "--config", str(tuned), "--outputs", "labels"]) == 0
+    _, embedded = read_label_png(again / "labels" / "s01.png")
+    assert embedded is not None
+    assert embedded[:12].tolist() == LabelSet.camvid11().colors.tolist()
 
     # Ctrl-C during the second epoch of a new run: exit 130, the first epoch's head is kept.
     from camvidseg.finetune import run as run_module

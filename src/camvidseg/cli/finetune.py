@@ -267,6 +267,7 @@ def run(args: argparse.Namespace) -> int:
         FinetuneInterrupted,
         export_savedmodel,
         finetune,
+        require_savedmodel,
     )
 
     if args.head is not None:
@@ -275,6 +276,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"export folder {args.export} exists and is not empty")
     config, segmenter = _load(args)
     label_set = _label_set(args, config)
+    backbone = cast("FeatureBackend", segmenter.backend)
+    if args.export is not None:
+        require_savedmodel(backbone)  # before training, not after
     settings = FinetuneConfig(
         epochs=args.epochs,
         learning_rate=args.lr,
@@ -301,7 +305,7 @@ def run(args: argparse.Namespace) -> int:
             args.images,
             args.labels,
             args.output,
-            backbone=cast("FeatureBackend", segmenter.backend),
+            backbone=backbone,
             base_model=model_handle(config),
             data=data,
             config=settings,
@@ -317,7 +321,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"camvidseg: {interrupted.message()}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if args.export is not None:
-        backbone = cast("FeatureBackend", segmenter.backend)
         exported = export_savedmodel(args.output, backbone, args.export)
         result = attrs.evolve(result, export=exported)
     if args.json:

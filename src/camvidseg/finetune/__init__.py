@@ -13,7 +13,7 @@ TensorFlow is imported only inside the functions that train or export.
 from __future__ import annotations
 
 from camvidseg.finetune.data import CLASS_WEIGHT_MODES, DataError, DataOptions, Sample
-from camvidseg.finetune.export import export_savedmodel
+from camvidseg.finetune.export import export_savedmodel, require_savedmodel
 from camvidseg.finetune.run import evaluate_head, finetune
 from camvidseg.finetune.settings import (
     AUGMENTATIONS,
@@ -36,4 +36,5 @@ __all__ = [
     "evaluate_head",
     "export_savedmodel",
     "finetune",
+    "require_savedmodel",
 ]

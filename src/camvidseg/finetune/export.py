@@ -13,10 +13,18 @@ from camvidseg.backends.head import FEATURE_STRIDE, Head, HeadBackend, head_modu
 from camvidseg.exceptions import ConfigError
 from camvidseg.labelset import METADATA_PATH, ModelMetadata, write_model_metadata
 
-__all__ = ["export_savedmodel"]
+__all__ = ["export_savedmodel", "require_savedmodel"]
 
 
-def _savedmodel_of(backbone: FeatureBackend) -> Any:
+def require_savedmodel(backbone: FeatureBackend) -> Any:
+    """The loaded SavedModel object behind ``backbone`` (a head backend's backbone included).
+
+    Raises:
+        ConfigError: the backbone was not loaded from a SavedModel (e.g. a ``fake:`` model),
+            so there is nothing to export.
+    """
+    if isinstance(backbone, HeadBackend):
+        backbone = backbone.backbone
     model = getattr(backbone, "model", None)
     if model is None or not callable(getattr(model, "get_features", None)):
         raise ConfigError(
@@ -61,7 +69,7 @@ def export_savedmodel(
     loaded = head if isinstance(head, Head) else read_head(head)
     if isinstance(backbone, HeadBackend):
         backbone = backbone.backbone
-    model = _savedmodel_of(backbone)
+    model = require_savedmodel(backbone)
     HeadBackend(backbone, loaded)  # refuses a head of another backbone
     out = Path(output)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
