@@ -25,6 +25,7 @@ from camvidseg.finetune import (
     export_savedmodel,
     finetune,
 )
+from camvidseg.finetune.data import read_labels
 from camvidseg.imageio import read_label_png
 from camvidseg.labelset import LabelSet, read_model_metadata
 from camvidseg.metrics import ConfusionMatrix
@@ -339,3 +340,35 @@ def test_cli_finetune_segment_and_interrupt(
     assert main([*data, "-o", str(other), *common, "--epochs", "3", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert (summary["resumed_from"], summary["epochs_done"]) == (1, 3)
+
+
+@pytest.mark.slow
+def test_defaults_beat_a_majority_class_predictor(tmp_path: Path) -> None:
+    """The default settings (8 epochs, 3x3 head) on 40 labelled street frames, CamVid-11."""
+    from camvidseg.backends.fake import NearestColorBackend
+
+    streets = write_streets(tmp_path / "streets", 40, height=120, width=160)
+    data = DataOptions(label_set=LabelSet.camvid11())
+    result = finetune(
+        streets / "images",
+        streets / "labels",
+        tmp_path / "head",
+        backbone=NearestColorBackend(),
+        base_model="fake:33",
+        data=data,
+    )
+    split = json.loads((tmp_path / "head" / HEAD_FILE).read_text())["split"]
+    counts = np.zeros(256, np.int64)
+    for key in split["train"]:
+        counts += np.bincount(
+            read_labels(streets / "labels" / f"{key}_L.png", data).ravel(), minlength=256
+        )
+    counts[11:] = 0
+    majority = ConfusionMatrix(LabelSet.camvid11().to_palette())
+    for key in split["val"]:
+        truth = read_labels(streets / "labels" / f"{key}_L.png", data)
+        majority.update(np.full_like(truth, int(counts.argmax())), truth)
+    baseline = majority.compute().miou
+    assert baseline is not None
+    assert result.validation.miou is not None
+    assert result.validation.miou >= baseline + 0.3
