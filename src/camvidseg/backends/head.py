@@ -83,16 +83,10 @@ _PROBE_RTOL = 2e-2
 
 
 def _tf() -> Any:
-    """TensorFlow, imported on first use (a stand-in for the backends' shared helper)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        import tensorflow as tf
-    except ImportError as exc:
-        raise ModelLoadError(
-            f"TensorFlow is needed to train or run a head ({exc}). Install it with: "
-            "pip install 'camvidseg[tf]'"
-        ) from None
-    return tf
+    """TensorFlow, imported on first use (its start-up chatter kept out of the terminal)."""
+    from camvidseg.backends.tfhub import import_tensorflow
+
+    return import_tensorflow()[0]
 
 
 def layer_shapes(

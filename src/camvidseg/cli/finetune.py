@@ -12,13 +12,12 @@ from camvidseg.cli._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     add_ground_truth_options,
-    add_model_options,
     add_verbosity,
     non_negative_int,
     positive_int,
 )
 from camvidseg.cli._config import (
-    add_config_options,
+    add_segmenter_options,
     build_segmenter,
     config_from_args,
     model_handle,
@@ -205,12 +204,10 @@ def register(subparsers: Any) -> None:
 
 def _add_model_settings(parser: argparse.ArgumentParser) -> None:
     """The shared model options; --batch-size counts training crops here."""
-    add_model_options(parser)
-    add_config_options(parser, postprocessing=False)
+    add_segmenter_options(parser, postprocessing=False)
     for action in parser._actions:  # argparse keeps no public handle on added options
         if action.dest == "batch_size":
-            action.default = 8
-            action.help = "crops per training step (default: 8)"
+            action.help = "crops per training step, and images per model call (default: 8)"
         elif action.dest == "classes":
             action.help = "train for CamVid-32 or the 11 SegNet classes (default: 32)"
         elif action.dest == "head":
@@ -282,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
     settings = FinetuneConfig(
         epochs=args.epochs,
         learning_rate=args.lr,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or 8,
         crop=args.crop,
         class_weights=args.class_weights,
         patience=args.patience,
