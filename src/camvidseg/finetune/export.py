@@ -64,6 +64,9 @@ def export_savedmodel(
         ConfigError: the backbone is not a SavedModel, the head belongs to another backbone,
             or ``output`` is not empty.
     """
+    from camvidseg.backends.tfhub import import_tensorflow
+
+    import_tensorflow()
     import tensorflow as tf
 
     loaded = head if isinstance(head, Head) else read_head(head)

@@ -80,7 +80,9 @@ _FEATURES_DIR = "features"
 
 
 def _versions() -> dict[str, str]:
-    import tensorflow as tf
+    from camvidseg.backends.tfhub import import_tensorflow
+
+    tf, _ = import_tensorflow()
 
     return {
         "camvidseg": __version__,
@@ -102,7 +104,9 @@ def evaluate_head(
     with the same function: the numbers are those ``camvidseg evaluate`` gives on the labels
     ``camvidseg segment --head`` writes.
     """
-    import tensorflow as tf
+    from camvidseg.backends.tfhub import import_tensorflow
+
+    tf, _ = import_tensorflow()
 
     palette = label_set.to_palette()
     layout = label_set.channel_layout()

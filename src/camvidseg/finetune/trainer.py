@@ -61,7 +61,9 @@ class Trainer:
         peak_rate: float,
         weight_decay: float,
     ) -> None:
-        import tensorflow as tf
+        from camvidseg.backends.tfhub import import_tensorflow
+
+        tf, _ = import_tensorflow()
 
         self._tf = tf
         self.module = head_module(weights, trainable=True)
