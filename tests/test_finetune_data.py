@@ -277,6 +277,15 @@ def test_empty_sets_and_missing_folders(tmp_path: Path) -> None:
         _finetune(one)
 
 
+def test_labels_without_any_trained_pixel(tmp_path: Path) -> None:
+    root = write_blocks(tmp_path, 3)
+    for path in (root / "labels").iterdir():
+        Image.fromarray(np.full((32, 48), 3, np.uint8), "L").save(path)  # all Void
+    with pytest.raises(DataError, match="no pixel of any trained class"):
+        _finetune(root)
+    _assert_nothing_trained(root)
+
+
 def test_weights_file_naming_a_class_without_pixels(tmp_path: Path) -> None:
     root = write_blocks(tmp_path, 4)
     for path in (root / "labels").iterdir():  # no blue anywhere
@@ -414,3 +423,22 @@ def test_exact_layout_matches_numpy_argmax() -> None:
     scores = ExactBackend(BLOCKS).predict(batch)[0]
     labels, _ = labels_and_confidence(scores, BLOCKS.channel_layout())
     assert np.array_equal(labels, np.array(BLOCKS.trained_ids)[scores.argmax(-1)])
+
+
+@given(counts=st.lists(st.integers(0, 10**6), min_size=3, max_size=3))
+def test_class_weight_properties(counts: list[int]) -> None:
+    pixels = np.array([*counts, 0], np.int64)  # the last class is the ignored Void
+    present = pixels[:3] > 0
+    for mode in ("none", "inverse", "median-freq"):
+        weights = class_weights(mode, pixels, BLOCKS)
+        assert weights[3] == 0
+        assert np.all(weights[:3][~present] == 0)
+        assert np.all(weights[:3][present] > 0)
+    inverse = class_weights("inverse", pixels, BLOCKS)[:3][present]
+    if present.any():
+        # Every class present weighs the same in total, and the pixels' mean weight is 1.
+        totals = inverse * pixels[:3][present]
+        assert np.allclose(totals, totals[0])
+        assert totals.sum() == pytest.approx(pixels.sum())
+        median = class_weights("median-freq", pixels, BLOCKS)[:3][present]
+        assert float(np.median(median)) == pytest.approx(1.0)

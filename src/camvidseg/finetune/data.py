@@ -290,6 +290,8 @@ def class_weights(mode: str, counts: NDArray[np.int64], label_set: LabelSet) -> 
     trained[list(label_set.trained_ids)] = True
     present = trained & (counts > 0)
     weights = np.zeros(len(label_set), dtype=np.float64)
+    if not present.any():
+        return weights
     if mode == "none":
         weights[present] = 1.0
     elif mode == "inverse":

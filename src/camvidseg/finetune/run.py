@@ -279,6 +279,11 @@ class _Run:
             )
 
     def class_report(self) -> None:
+        if not self.counts.any():
+            raise DataError(
+                "the training labels hold no pixel of any trained class (only ignored ids or "
+                f"unlabelled pixels) of {self.label_set.describe()}; nothing can be learnt"
+            )
         names = self.label_set.names
         missing = [names[i] for i in self.label_set.trained_ids if self.counts[i] == 0]
         if missing:
