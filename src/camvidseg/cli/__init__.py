@@ -26,7 +26,7 @@ from camvidseg.exceptions import CamVidSegError
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("segment", "evaluate", "tune", "finetune", "model")
+COMMANDS: tuple[str, ...] = ("segment", "evaluate", "tune", "finetune", "model", "beam", "report")
 
 _EPILOG = """examples:
   camvidseg segment examples/images -o out/
@@ -36,6 +36,8 @@ _EPILOG = """examples:
   camvidseg tune CamVid/val CamVid/valannot --classes 11 -o tuned.json
   camvidseg finetune CamVid/train CamVid/trainannot --classes 11 -o heads/c11
   camvidseg segment photos/ -o out/ --head heads/c11
+  camvidseg beam 'frames/**/*.jpg' -o out/            # the same on Apache Beam (any runner)
+  camvidseg report out/                               # out/report.html: summary, metrics, thumbnails
   camvidseg segment --help
 """
 

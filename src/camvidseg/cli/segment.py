@@ -34,6 +34,7 @@ from camvidseg.cli._config import (
     config_from_args,
     model_handle,
 )
+from camvidseg.cli.report import add_report_flag, write_requested_report
 
 if TYPE_CHECKING:
     from camvidseg.config import SegmentConfig
@@ -181,6 +182,7 @@ def register(subparsers: Any) -> None:
     add_ground_truth_options(
         evaluation, format_help="ground truth as RGB colours or ids (default: auto)"
     )
+    add_report_flag(group)
     add_verbosity(parser)
     parser.set_defaults(run=run)
 
@@ -384,6 +386,8 @@ def run(args: argparse.Namespace) -> int:
         for problem in evaluation.problems:
             print(f"camvidseg: error: {problem.message}", file=sys.stderr)
     _print_summary(report, args, evaluation)
+    if not write_requested_report(args, report.output):
+        return EXIT_SOME_FAILED
     if report.summary.error or (evaluation is not None and evaluation.problems):
         return EXIT_SOME_FAILED
     return EXIT_OK
