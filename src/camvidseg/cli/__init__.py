@@ -37,7 +37,7 @@ _EPILOG = """examples:
   camvidseg finetune CamVid/train CamVid/trainannot --classes 11 -o heads/c11
   camvidseg segment photos/ -o out/ --head heads/c11
   camvidseg beam 'frames/**/*.jpg' -o out/            # the same on Apache Beam (any runner)
-  camvidseg report out/                               # out/report.html: summary, metrics, thumbnails
+  camvidseg report out/                               # out/report.html: metrics and thumbnails
   camvidseg segment --help
 """
 
