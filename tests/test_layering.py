@@ -27,7 +27,7 @@ LAYERS: dict[str, int] = {
         ],
         1,
     ),
-    **dict.fromkeys(["imageio", "groundtruth", "predcache"], 2),
+    **dict.fromkeys(["imageio", "groundtruth", "labelset", "predcache"], 2),
     **dict.fromkeys(["backends", "models", "testing"], 3),
     **dict.fromkeys(["segmenter", "config", "visualize"], 4),
     **dict.fromkeys(["pipeline", "evaluation", "tune", "finetune", "beam", "video", "report"], 5),

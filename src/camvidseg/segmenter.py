@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import numpy as np
@@ -24,9 +24,10 @@ from camvidseg._types import (
 from camvidseg.backends.base import Backend, LabelBackend, check_scores
 from camvidseg.backends.handles import DEFAULT_HANDLE, DEFAULT_TIMEOUT
 from camvidseg.cleanup import CleanupConfig
-from camvidseg.exceptions import ConfigError, InvalidImageError, InvalidLabelError
+from camvidseg.exceptions import BackendError, ConfigError, InvalidImageError, InvalidLabelError
 from camvidseg.groundtruth import read_label_file
 from camvidseg.imageio import resize_image, save_label_png, to_rgb_array
+from camvidseg.labelset import model_label_set
 from camvidseg.palette import CamVidPalette, get_grouping
 from camvidseg.postprocess import (
     ChannelLayout,
@@ -46,6 +47,7 @@ from camvidseg.tta import TTAConfig, predict_with_tta, view_size
 from camvidseg.uncertainty import apply_min_confidence
 
 if TYPE_CHECKING:
+    from camvidseg.backends.base import FeatureBackend
     from camvidseg.video import TemporalSmoothing
 
 __all__ = ["DEFAULT_HANDLE", "DEFAULT_MAX_PIXELS", "DEFAULT_TILE", "Segmentation", "Segmenter"]
@@ -303,8 +305,11 @@ def _predict_labels(
     return [results[i] for i in range(len(images))]
 
 
-def _labelled(scores: Scores, layout: ChannelLayout, return_scores: bool) -> _Labelled:
+def _labelled(
+    scores: Scores, layout_for: Callable[[int], ChannelLayout], return_scores: bool
+) -> _Labelled:
     """Labels, confidence and (if asked for) class scores of ``(H, W, C)`` model scores."""
+    layout = layout_for(scores.shape[-1])
     labels, conf = labels_and_confidence(scores, layout)
     return labels, conf, to_class_scores(scores, layout) if return_scores else None
 
@@ -328,18 +333,49 @@ _TTA_OR_NONE = validators.optional(validators.instance_of(TTAConfig, "a TTAConfi
 _CLEANUP_OR_NONE = validators.optional(validators.instance_of(CleanupConfig, "a CleanupConfig"))
 
 
-def _check_palette(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value.name not in ("camvid32", "camvid11"):
+def _model_palette(segmenter: Segmenter) -> CamVidPalette:
+    """The label set a backend's outputs are in: its own (a head, or an exported fine-tuned
+    model), else CamVid-32."""
+    label_set = model_label_set(segmenter.backend)
+    return CamVidPalette.camvid32() if label_set is None else label_set.to_palette()
+
+
+#: A Segmenter's default label set: its backend's own (see :func:`_model_palette`).
+_MODEL_PALETTE = attrs.Factory(_model_palette, takes_self=True)
+
+
+def _check_palette(instance: Segmenter, attribute: attrs.Attribute[Any], value: Any) -> None:
+    source = _model_palette(instance)
+    if source.name == "camvid32" and value.name not in ("camvid32", "camvid11"):
         raise ConfigError(f"palette must be camvid32 or camvid11 (got {value.name})")
+    if source.name != "camvid32" and value.names != source.names:
+        raise ConfigError(
+            f"palette {value.name} does not fit the model's own label set "
+            f"{source.name}: leave it out to use the model's classes"
+        )
 
 
 def _check_grouping(instance: Segmenter, attribute: attrs.Attribute[Any], value: str) -> None:
-    if instance.palette.name == "camvid11":
+    if instance.palette.name == "camvid11" and _model_palette(instance).name == "camvid32":
         get_grouping(value)  # fail early on an unknown name
 
 
 def _check_overlap(instance: Segmenter, attribute: attrs.Attribute[Any], value: int) -> None:
     validators.check_tile_overlap(instance.tile or DEFAULT_TILE, value)
+
+
+def _detect_layout(segmenter: Segmenter, channels: int) -> ChannelLayout:
+    """The layout of ``channels``-channel scores of the segmenter's backend: its label set's
+    (a head or an exported model), else detected from the channel count."""
+    label_set = model_label_set(segmenter.backend)
+    if label_set is None:
+        return ChannelLayout.detect(channels, drop_void=segmenter.drop_void)
+    if channels != label_set.channels:
+        raise BackendError(
+            f"{segmenter.backend.name} returned {channels} channels; its label set "
+            f"{label_set.describe()} has {label_set.channels}"
+        )
+    return label_set.channel_layout()
 
 
 @attrs.define(kw_only=True)
@@ -349,7 +385,8 @@ class Segmenter:
     Args:
         backend: Any :class:`~camvidseg.backends.Backend`.
         palette: Label set of results: CamVid-32 (default) or CamVid-11 (grouped with
-            ``grouping``).
+            ``grouping``). For a backend with its own label set (a fine-tuned head) the
+            default is that label set; CamVid-11 may group a CamVid-32 one.
         grouping: Name of the 32 -> 11 grouping used when ``palette`` is CamVid-11.
         max_side: Resize so the longer side is at most this before inference; the scores are
             resized back before the argmax, so labels always have the input's size.
@@ -384,7 +421,7 @@ class Segmenter:
     """
 
     backend: Backend = attrs.field(kw_only=False)
-    palette: CamVidPalette = attrs.field(factory=CamVidPalette.camvid32, validator=_check_palette)
+    palette: CamVidPalette = attrs.field(default=_MODEL_PALETTE, validator=_check_palette)
     grouping: str = attrs.field(default="merge", validator=_check_grouping)
     max_side: int | None = attrs.field(default=None, validator=_POSITIVE_OR_NONE)
     batch_size: int = attrs.field(default=1, validator=validators.int_range(1))
@@ -409,6 +446,7 @@ class Segmenter:
         cache_dir: str | os.PathLike[str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         input_multiple: int = 1,
+        head: str | os.PathLike[str] | None = None,
         **options: Any,
     ) -> Segmenter:
         """Open a model handle with :func:`camvidseg.backends.open_backend` and wrap it.
@@ -419,6 +457,9 @@ class Segmenter:
             cache_dir: TF Hub cache (default ``$TFHUB_CACHE_DIR``, else ``$TMPDIR/tfhub_modules``).
             timeout: Seconds a network read may stall before the load fails.
             input_multiple: Pad inputs so H and W are multiples of this (1: any size).
+            head: A head folder written by ``camvidseg finetune``: the outputs are its classes
+                (its label set becomes the default ``palette``). Refused if it was trained on
+                another backbone.
             **options: Passed to :class:`Segmenter` (``max_side``, ``batch_size``, ...).
 
         Raises:
@@ -434,6 +475,10 @@ class Segmenter:
         backend = open_backend(
             handle, cache_dir=cache_dir, timeout=timeout, input_multiple=input_multiple
         )
+        if head is not None:
+            from camvidseg.backends.head import attach_head
+
+            return cls(attach_head(cast("FeatureBackend", backend), head), **options)
         return cls(backend, **options)
 
     def segment(self, image: ImageLike, *, return_scores: bool = False) -> Segmentation:
@@ -447,9 +492,7 @@ class Segmenter:
         *,
         return_scores: bool = False,
     ) -> Iterator[Segmentation]:
-        """Segment many images lazily, in input order.
-
-        Images of different sizes are fine: each model call holds images of one size.
+        """Segment many images lazily, in input order (of any sizes: one model call per size).
 
         Args:
             images: Any iterable of images; consumed ``batch_size`` at a time.
@@ -506,22 +549,19 @@ class Segmenter:
             'void32-drop'
         """
         known = _fitting(channels, self.layout, self._detected)
-        return known or ChannelLayout.detect(channels, drop_void=self.drop_void)
+        return known or _detect_layout(self, channels)
 
     def needs_bands(self, image: ImageArray) -> bool:
         """Whether :meth:`segment` finalises ``image`` in row bands (it is tiled, or has more
-        than ``max_pixels`` pixels) rather than from one ``(H, W, C)`` scores array.
-
-        :meth:`predict_scores` followed by :meth:`from_scores` would hold that whole array; a
-        pipeline sends such images through :meth:`segment` instead.
+        than ``max_pixels`` pixels) rather than from one ``(H, W, C)`` scores array, which
+        :meth:`predict_scores` + :meth:`from_scores` would hold (a pipeline sends such images
+        through :meth:`segment` instead).
 
         Example:
             >>> from camvidseg.testing import NearestColorBackend
             >>> segmenter = Segmenter(NearestColorBackend(), max_pixels=100)
-            >>> segmenter.needs_bands(np.zeros((8, 8, 3), np.uint8))
-            False
-            >>> segmenter.needs_bands(np.zeros((8, 16, 3), np.uint8))
-            True
+            >>> [segmenter.needs_bands(np.zeros((8, w, 3), np.uint8)) for w in (8, 16)]
+            [False, True]
         """
         pixels = image.shape[0] * image.shape[1]
         too_large = self.max_pixels is not None and pixels > self.max_pixels
@@ -548,15 +588,12 @@ class Segmenter:
 
         Example:
             >>> from camvidseg.testing import NearestColorBackend
-            >>> segmenter = Segmenter(NearestColorBackend())
-            >>> sky = np.full((1, 2, 3), 128, np.uint8)
-            >>> scores = segmenter.predict_scores([sky])[0]
-            >>> segmenter.from_scores(sky, scores).labels.tolist()
+            >>> segmenter, sky = Segmenter(NearestColorBackend()), np.full((1, 2, 3), 128, np.uint8)
+            >>> segmenter.from_scores(sky, segmenter.predict_scores([sky])[0]).labels.tolist()
             [[21, 21]]
         """
         _check_fits(scores, image)
-        layout = self.layout_for(scores.shape[-1])
-        return self._result(image, source, _labelled(scores, layout, return_scores))
+        return self._result(image, source, _labelled(scores, self.layout_for, return_scores))
 
     def _segment_chunk(
         self, chunk: list[tuple[ImageArray, Path | None]], return_scores: bool
@@ -581,9 +618,8 @@ class Segmenter:
             for (array, source), (labels, conf) in zip(chunk, pairs, strict=True):
                 yield self._result(array, source, (labels, conf, None))
             return
-        scores = iter(
-            self.predict_scores([a for a, b in zip(arrays, banded, strict=True) if not b])
-        )
+        whole = [array for array, band in zip(arrays, banded, strict=True) if not band]
+        scores = iter(self.predict_scores(whole))
         for (array, source), band in zip(chunk, banded, strict=True):
             if band:  # finalised one row band at a time: no (H, W, C) array of the whole image
                 labelled = labels_from_bands(
@@ -594,16 +630,14 @@ class Segmenter:
                     band_bytes=_BAND_BYTES,
                 )
             else:
-                whole = next(scores)
-                labelled = _labelled(whole, self.layout_for(whole.shape[-1]), return_scores)
+                labelled = _labelled(next(scores), self.layout_for, return_scores)
             yield self._result(array, source, labelled)
 
     def _learn_layout(self, channels: int) -> None:
         """Note the layout of the backend's scores, once, under a lock (threads share it)."""
-        if _fitting(channels, self.layout, self._detected) is None:
-            with _DETECT_LOCK:
-                if _fitting(channels, self.layout, self._detected) is None:
-                    self._detected = ChannelLayout.detect(channels, drop_void=self.drop_void)
+        with _DETECT_LOCK:
+            if _fitting(channels, self.layout, self._detected) is None:
+                self._detected = _detect_layout(self, channels)
 
     def _predict_views(
         self, images: Sequence[ImageArray], max_side: int | None = None
@@ -614,8 +648,9 @@ class Segmenter:
 
     def _result(self, image: ImageArray, source: Path | None, labelled: _Labelled) -> Segmentation:
         (labels, conf, scores), kept = labelled, image if self.keep_image else None
-        result = Segmentation(labels, conf, image=kept, scores=scores, source=source)
-        if self.palette.name == "camvid11":
+        model = _model_palette(self)
+        result = Segmentation(labels, conf, model, image=kept, scores=scores, source=source)
+        if self.palette.name != model.name:
             result = result.to_camvid11(self.grouping)
         # Cleanup first: it only ever sees class ids, so abstaining (255) is never smoothed over.
         if self.cleanup is not None:

@@ -466,12 +466,13 @@ def labels_from_bands(
             :func:`resized_bands`).
         shape: ``(H, W)`` of the image.
         layout: The channel layout for a channel count (e.g. ``ChannelLayout.detect``).
-        return_scores: Also return the ``(H, W, 32)`` class probabilities.
+        return_scores: Also return the class probabilities (see
+            :func:`~camvidseg.postprocess.to_class_scores`).
         band_bytes: Bytes of scores finalised at once.
 
     Returns:
-        ``(labels, confidence, class_scores)``: ``(H, W)`` uint8 CamVid-32 ids, ``(H, W)``
-        float32, and ``(H, W, 32)`` float32 or ``None``.
+        ``(labels, confidence, class_scores)``: ``(H, W)`` uint8 class ids (CamVid-32 for the
+        stock layouts), ``(H, W)`` float32, and ``(H, W, num_classes)`` float32 or ``None``.
 
     Example:
         >>> scores = np.zeros((3, 2, 33), np.float32)
@@ -484,9 +485,11 @@ def labels_from_bands(
     height, width = shape
     labels = np.empty((height, width), np.uint8)
     conf = np.empty((height, width), np.float32)
-    class_scores = np.empty((height, width, 32), np.float32) if return_scores else None
+    class_scores: Scores | None = None
     for y0, y1, band in bands:
         band_layout = layout(band.shape[-1])
+        if return_scores and class_scores is None:
+            class_scores = np.empty((height, width, band_layout.num_classes), np.float32)
         step = max(1, band_bytes // (width * band.shape[-1] * 4))
         for top in range(0, y1 - y0, step):
             rows = band[top : top + step]

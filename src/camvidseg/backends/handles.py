@@ -51,15 +51,21 @@ def is_fake_handle(handle: str) -> bool:
     return handle.startswith(FAKE_PREFIX)
 
 
-def model_identity(handle: str) -> str:
+def model_identity(handle: str, head: str | None = None) -> str:
     """The handle a manifest records: a fake model's test parameters (``?latency=``) do not
-    change its outputs, so they do not stop a resume.
+    change its outputs, so they do not stop a resume. A fine-tuned head is part of the model
+    (``HANDLE+head:<sha>``), so outputs of two heads are never mixed on resume.
 
     Example:
         >>> model_identity("fake:33?latency=0.05"), model_identity("/models/hrnet")
         ('fake:33', '/models/hrnet')
     """
-    return handle.split("?", 1)[0] if is_fake_handle(handle) else handle
+    model = handle.split("?", 1)[0] if is_fake_handle(handle) else handle
+    if head is None:
+        return model
+    from camvidseg.backends.head import head_identity
+
+    return f"{model}+{head_identity(head)}"
 
 
 def is_url(handle: str) -> bool:

@@ -37,6 +37,7 @@ from camvidseg.cli._config import (
 from camvidseg.cli.report import add_report_flag, write_requested_report
 
 if TYPE_CHECKING:
+    from camvidseg.config import SegmentConfig
     from camvidseg.evaluation import StreamingEvaluator
     from camvidseg.metrics import EvaluationResult
     from camvidseg.pipeline import InputFile, ManifestEntry, RunOptions, RunReport
@@ -306,10 +307,27 @@ def _print_summary(
         )
 
 
-def _evaluator(args: argparse.Namespace, classes: int, grouping: str) -> StreamingEvaluator | None:
+def _evaluation_classes(config: SegmentConfig) -> int:
+    """32 or 11: the label set ``--gt`` scores in (a head's own, when it is CamVid's)."""
+    palette = config.palette
+    if palette.name not in ("camvid32", "camvid11"):
+        from camvidseg.exceptions import ConfigError
+
+        raise ConfigError(
+            f"--gt scores CamVid-32 or CamVid-11 labels; the head's label set {palette.name} "
+            f"is neither (its validation metrics are in {config.head}/metrics.json)"
+        )
+    return 32 if palette.name == "camvid32" else 11
+
+
+def _evaluator(
+    args: argparse.Namespace, config: SegmentConfig, grouping: str
+) -> StreamingEvaluator | None:
     if args.gt is None:
         return None
     from camvidseg.evaluation import StreamingEvaluator
+
+    classes = _evaluation_classes(config)
 
     return StreamingEvaluator(
         args.gt,
@@ -329,7 +347,7 @@ def run(args: argparse.Namespace) -> int:
     from camvidseg.pipeline import PipelineInterrupted, discover_inputs, run_pipeline
 
     config = config_from_args(args)
-    evaluator = _evaluator(args, config.classes, config.grouping)
+    evaluator = _evaluator(args, config, config.grouping)
 
     outputs: tuple[str, ...] = args.outputs
     if args.panel and "panel" not in outputs:
@@ -357,7 +375,7 @@ def run(args: argparse.Namespace) -> int:
                 segmenter,
                 plan,
                 options,
-                model=model_identity(model_handle(config)),
+                model=model_identity(model_handle(config), config.head),
                 **hooks,
             )
     except PipelineInterrupted as interrupted:

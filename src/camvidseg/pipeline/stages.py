@@ -154,6 +154,11 @@ class OneCallAtATime:
     def input_multiple(self) -> int:
         return self._backend.input_multiple
 
+    @property
+    def label_set(self) -> object:
+        """The wrapped model's own label set (a fine-tuned head's), or ``None``."""
+        return getattr(self._backend, "label_set", None)
+
     def predict(self, batch: NDArray[np.float32]) -> Scores:
         with self._lock:
             return self._backend.predict(batch)
