@@ -104,7 +104,8 @@ def _section(command: str, parser: argparse.ArgumentParser, level: int) -> list[
     lines = [f"{'#' * level} `{command}` {{#{_anchor(command)}}}", ""]
     if parser.description:
         description = parser.description.strip("\n")
-        if issubclass(parser.formatter_class, argparse.RawDescriptionHelpFormatter):
+        formatter = parser._get_formatter()
+        if isinstance(formatter, argparse.RawDescriptionHelpFormatter):
             lines += ["```text", description, "```", ""]  # laid out by hand: keep it so
         else:
             lines += [html.escape(" ".join(description.split()), quote=False), ""]
