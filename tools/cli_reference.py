@@ -75,6 +75,11 @@ def _cell(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(" ".join(text.split()), quote=False))
 
 
+def _code_cell(text: str) -> str:
+    """Text as a code span in a Markdown table cell (code spans take no escapes but ``\\|``)."""
+    return "`" + " ".join(text.split()).replace("|", "\\|") + "`"
+
+
 def _arguments_table(parser: argparse.ArgumentParser) -> list[str]:
     formatter = parser._get_formatter()
     lines: list[str] = []
@@ -91,7 +96,7 @@ def _arguments_table(parser: argparse.ArgumentParser) -> list[str]:
         for action in actions:
             invocation = formatter._format_action_invocation(action)
             description = formatter._expand_help(action) if action.help else ""
-            lines.append(f"| `{_cell(invocation)}` | {_cell(description)} |")
+            lines.append(f"| {_code_cell(invocation)} | {_cell(description)} |")
         lines.append("")
     return lines
 
