@@ -125,7 +125,7 @@ def test_comment_docstrings_and_cross_references_in_a_package() -> None:
     from tools.griffe_docstrings import DocstringMarkupExtension
 
     code = '''
-    """Module. See :class:`~pkg.Documented`, :class:`pkg.Hidden` and :func:`pkg._private`."""
+    """See :class:`~pkg.mod.Documented`, :class:`pkg.mod.Hidden`, :func:`pkg.mod._private`."""
 
     #: How many, at most.
     LIMIT = 3
@@ -151,21 +151,45 @@ def test_comment_docstrings_and_cross_references_in_a_package() -> None:
     '''
     with griffe.temporary_visited_package(
         "pkg",
-        {"__init__.py": code},
+        {"__init__.py": '"""Package."""', "mod.py": code},
         extensions=griffe.load_extensions(DocstringMarkupExtension()),
     ) as package:
-        assert package["LIMIT"].docstring.value == "How many, at most."
-        assert package["ANSWER"].docstring.value == "The answer."
-        assert package["PLAIN"].docstring is None
-        text = package.docstring.value
+        module = package["mod"]
+        assert module["LIMIT"].docstring.value == "How many, at most."
+        assert module["ANSWER"].docstring.value == "The answer."
+        assert module["PLAIN"].docstring is None
+        text = module.docstring.value
         # Documented public objects become checked links; others stay code.
-        assert "[`Documented`][pkg.Documented]" in text
-        assert "`pkg.Hidden`" in text
-        assert "[pkg.Hidden]" not in text
-        assert "`pkg._private`" in text
-        assert "[pkg._private]" not in text
-        sections = package["Documented"].docstring.parse("google")
+        assert "[`Documented`][pkg.mod.Documented]" in text
+        assert "`pkg.mod.Hidden`" in text
+        assert "[pkg.mod.Hidden]" not in text
+        assert "`pkg.mod._private`" in text
+        assert "[pkg.mod._private]" not in text
+        sections = module["Documented"].docstring.parse("google")
         assert [s.kind.value for s in sections] == ["text", "examples"]
+
+
+def test_objects_of_a_package_module_are_linked_only_when_the_package_exports_them() -> None:
+    griffe = pytest.importorskip("griffe")
+    from tools.griffe_docstrings import DocstringMarkupExtension
+
+    files = {
+        "__init__.py": '"""See :class:`pkg.sub.impl.Exported` and :func:`pkg.sub.impl.helper`."""',
+        "sub/__init__.py": (
+            '"""Sub."""\nfrom pkg.sub.impl import Exported\n__all__ = ["Exported"]\n'
+        ),
+        "sub/impl.py": (
+            '"""Impl."""\n\nclass Exported:\n    """Shown."""\n\n\n'
+            'def helper():\n    """Documented, but not exported."""\n'
+        ),
+    }
+    with griffe.temporary_visited_package(
+        "pkg", files, extensions=griffe.load_extensions(DocstringMarkupExtension())
+    ) as package:
+        text = package.docstring.value
+        assert "[`pkg.sub.impl.Exported`][pkg.sub.impl.Exported]" in text
+        assert "`pkg.sub.impl.helper`" in text
+        assert "[pkg.sub.impl.helper]" not in text
 
 
 # -- gallery --------------------------------------------------------------------------------

@@ -12,9 +12,8 @@ Before griffe parses a docstring this extension
   it, or one after it on the same line), as Sphinx autodoc does;
 - renames an ``Example:`` heading followed by a doctest (``>>>``) to ``Examples:``, so the
   doctests render as Python code blocks (prose ``Example:`` sections stay admonitions);
-- turns a role whose target is a dotted ``camvidseg.`` path that the API reference documents
-  (it resolves to an object with a docstring whose canonical path is public and outside
-  ``camvidseg.cli``: what mkdocstrings renders) into
+- turns a role whose target is a dotted ``camvidseg.`` path that the API reference shows
+  (see :func:`_shown`) into
   an autorefs cross-reference to that canonical path
   (``[`Segmenter`][camvidseg.segmenter.Segmenter]``), which ``mkdocs build --strict`` checks;
   any other role (a name relative to its module, a private module, the standard library)
@@ -77,6 +76,36 @@ def to_markdown(docstring: str, resolve: Resolver = _no_links) -> str:
     return _ROLE.sub(role, _EXAMPLE_HEADING.sub(r"\g<indent>Examples:\n", docstring))
 
 
+def _shown(obj: Object, package: Module) -> bool:
+    """Whether the API pages render ``obj`` (see ``tools/api_reference.py``).
+
+    Every public module and each module of a public package gets a heading; the objects of a
+    top-level module are shown with their public members; the objects of a package's modules
+    only through the package's public names (``__all__``). mkdocstrings leaves out objects
+    without a docstring.
+    """
+    parts = obj.path.split(".")
+    if any(part.startswith("_") for part in parts) or parts[:2] == [package.name, "cli"]:
+        return False
+    if obj.docstring is None:
+        return False
+    if isinstance(obj, Module):
+        return len(parts) <= 3
+    module = obj.module
+    outer: Object = obj  # the module-level object obj is, or is a member of
+    while outer.parent is not None and outer.parent is not module:
+        if not outer.is_public:
+            return False
+        outer = outer.parent
+    if not outer.is_public:
+        return False
+    if len(module.path.split(".")) == 2:  # a top-level module's page shows it
+        return True
+    top = package.modules_collection.get_member(".".join(parts[:2]))
+    exported = top.members.get(outer.name)
+    return isinstance(exported, Alias) and exported.target_path == outer.path and exported.is_public
+
+
 def documented_resolver(package: Module) -> Resolver:
     """Canonical path of a ``camvidseg.`` target the API reference shows, else ``None``."""
 
@@ -87,15 +116,10 @@ def documented_resolver(package: Module) -> Resolver:
             found: Object | Alias = package.modules_collection.get_member(target)
             if isinstance(found, Alias):
                 found = found.final_target
+            shown = isinstance(found, Object) and _shown(found, package)
         except Exception:  # unknown name, or an alias griffe cannot follow
             return None
-        if not isinstance(found, Object) or found.docstring is None:
-            return None
-        canonical = found.path
-        parts = canonical.split(".")
-        if any(part.startswith("_") for part in parts) or parts[:2] == [package.name, "cli"]:
-            return None
-        return canonical
+        return found.path if shown else None
 
     return resolve
 
