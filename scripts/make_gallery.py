@@ -29,20 +29,12 @@ from camvidseg.evaluation import evaluate_segmenter, write_report  # noqa: E402
 from camvidseg.imageio import load_image  # noqa: E402
 from camvidseg.palette import CamVidPalette  # noqa: E402
 from camvidseg.segmenter import Segmenter  # noqa: E402
-from camvidseg.testing import NearestColorBackend  # noqa: E402
 from camvidseg.visualize import confidence_map, legend, legend_entries, panel  # noqa: E402
 
 FAKE_MODEL = "fake:33"
 PHOTOS = ROOT / "examples" / "photos"
 SCENES = ROOT / "examples" / "images"
 LABELS = ROOT / "examples" / "labels"
-
-
-def open_segmenter(model: str) -> Segmenter:
-    """The fake model, or the model a handle or folder names (the one place that loads it)."""
-    if model == FAKE_MODEL:
-        return Segmenter(NearestColorBackend(channels=33))
-    return Segmenter.from_hub(model)
 
 
 def _scaled(path: Path, max_side: int) -> Image.Image:
@@ -74,7 +66,7 @@ def write_gallery(model: str, docs: Path, max_side: int = 480) -> Path:
     """Write ``docs/gallery.md`` and ``docs/gallery/*``; return the page's path."""
     folder = docs / "gallery"
     folder.mkdir(parents=True, exist_ok=True)
-    segmenter = open_segmenter(model)
+    segmenter = Segmenter.from_hub(model)  # a handle, a folder, or fake:33
     lines = [
         "# Gallery",
         "",

@@ -15,12 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 
 from camvidseg.cli import build_parser, main
 from camvidseg.segmenter import DEFAULT_HANDLE, Segmenter
-from camvidseg.testing import NearestColorBackend
 from tests.docs_examples import PYTHON, SHELL, CodeBlock, camvidseg_commands, code_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,8 +65,8 @@ def in_docs_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def fake_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``Segmenter.from_hub()`` with the default handle opens the fake model, in this test only."""
-    fields = {field.alias for field in attrs.fields(Segmenter)}
+    """``Segmenter.from_hub()`` with the default handle opens ``fake:33``, in this test only."""
+    open_handle = Segmenter.from_hub
 
     def from_hub(
         cls: type[Segmenter], /, handle: str | os.PathLike[str] = DEFAULT_HANDLE, **options: Any
@@ -77,9 +75,7 @@ def fake_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
             raise AssertionError(
                 f"a docs example loads {handle!r}: use the default model or mark the block skip"
             )
-        # Loading options (cache_dir, timeout, ...) have nothing to load here.
-        settings = {key: value for key, value in options.items() if key in fields}
-        return cls(NearestColorBackend(channels=33), **settings)
+        return open_handle(FAKE_MODEL, **options)
 
     monkeypatch.setattr(Segmenter, "from_hub", classmethod(from_hub))
 
