@@ -1,24 +1,25 @@
 """Every example of README.md and docs/ runs (see tests/docs_examples.py for the directives).
 
 Python blocks run page by page in one namespace, in a temporary folder where ``examples/`` is
-the repository's. Where an example loads the published model (``Segmenter.from_hub()`` with the
-default handle), this test, and only this test, gives it the fake 33-channel model: the real
-weights cannot be downloaded here. Shell examples run ``camvidseg`` in-process with
-``--model fake:33`` added to the commands that take a model and name none.
+the repository's. Where an example loads the published model (the default handle, e.g.
+``Segmenter.from_hub()``), this test, and only this test, registers a resolver that opens it as
+the fake 33-channel model: the real weights cannot be downloaded here. Shell examples run
+``camvidseg`` in-process with ``--model fake:33`` added to the commands that take a model and
+name none.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from camvidseg.backends import DEFAULT_HANDLE, Backend, OpenOptions, register_resolver
+from camvidseg.backends.resolver import FakeResolver, unregister_resolver
 from camvidseg.cli import build_parser, main
-from camvidseg.segmenter import DEFAULT_HANDLE, Segmenter
 from tests.docs_examples import PYTHON, SHELL, CodeBlock, camvidseg_commands, code_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,21 +64,32 @@ def in_docs_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+class _DefaultIsFake(FakeResolver):
+    """Opens the default model handle as ``fake:33``; registered by the docs test only."""
+
+    name = "docs-test-default-model"
+    description = f"{DEFAULT_HANDLE} opened as {FAKE_MODEL} (docs test)"
+
+    def is_supported(self, handle: str) -> bool:
+        return handle == DEFAULT_HANDLE
+
+    def open(self, handle: str, options: OpenOptions) -> Backend:
+        return super().open(FAKE_MODEL, options)
+
+
 @pytest.fixture
-def fake_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``Segmenter.from_hub()`` with the default handle opens ``fake:33``, in this test only."""
-    open_handle = Segmenter.from_hub
+def fake_default_model() -> Iterator[None]:
+    """The default model handle opens ``fake:33``, in this test only.
 
-    def from_hub(
-        cls: type[Segmenter], /, handle: str | os.PathLike[str] = DEFAULT_HANDLE, **options: Any
-    ) -> Segmenter:
-        if os.fspath(handle) != DEFAULT_HANDLE:
-            raise AssertionError(
-                f"a docs example loads {handle!r}: use the default model or mark the block skip"
-            )
-        return open_handle(FAKE_MODEL, **options)
-
-    monkeypatch.setattr(Segmenter, "from_hub", classmethod(from_hub))
+    Through the resolver registry, so every way of loading the default model (``from_hub()``,
+    ``SegmentConfig().build_segmenter()``, Beam's handler, ...) gets it. Other handles are
+    untouched: an example naming a real model fails unless it is marked skip.
+    """
+    register_resolver(_DefaultIsFake())
+    try:
+        yield
+    finally:
+        unregister_resolver(_DefaultIsFake.name)
 
 
 def _with_fake_model(argv: list[str]) -> list[str]:

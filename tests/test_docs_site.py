@@ -233,3 +233,12 @@ def test_gallery_script_writes_the_page_and_labels_the_fake_model(tmp_path: Path
         Path(i).name for i in images
     )
     assert re.search(r"mIoU \d+\.\d%", text)
+
+
+def test_getting_started_shows_the_readme_commands() -> None:
+    from tests.docs_examples import code_blocks
+
+    readme = code_blocks(ROOT / "README.md")[0]
+    page = code_blocks(ROOT / "docs" / "getting-started.md")[0]
+    assert readme.code.startswith("python3 -m venv .venv")
+    assert page.code == readme.code

@@ -26,7 +26,7 @@ from camvidseg.exceptions import CamVidSegError
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("segment", "evaluate", "tune", "model")
+COMMANDS: tuple[str, ...] = ("segment", "evaluate", "tune", "model", "beam")
 
 _EPILOG = """examples:
   camvidseg segment examples/images -o out/
@@ -34,6 +34,7 @@ _EPILOG = """examples:
   camvidseg segment photos/ -o out/ --model /models/camvid-hrnetv2-w48 --outputs labels,panel
   camvidseg evaluate out/labels CamVid/LabeledApproved_full -o report/
   camvidseg tune CamVid/val CamVid/valannot --classes 11 -o tuned.json
+  camvidseg beam 'frames/**/*.jpg' -o out/            # the same on Apache Beam (any runner)
   camvidseg segment --help
 """
 
