@@ -366,10 +366,16 @@ def _camvidseg_attrs_classes() -> list[type]:
     import camvidseg
 
     found: list[type] = []
-    for info in pkgutil.walk_packages(camvidseg.__path__, "camvidseg."):
+    # onerror: a package whose optional dependency (Beam, PyAV, ...) is missing is not walked.
+    for info in pkgutil.walk_packages(camvidseg.__path__, "camvidseg.", onerror=lambda _: None):
         if info.name.endswith("__main__"):
             continue
-        module = importlib.import_module(info.name)
+        try:
+            module = importlib.import_module(info.name)
+        except ModuleNotFoundError as exc:  # an extra that is not installed
+            if (exc.name or "").startswith("camvidseg"):
+                raise
+            continue
         found.extend(
             obj
             for obj in vars(module).values()
