@@ -19,14 +19,15 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over src, tests and benchmarks."""
-    session.install("-e", ".[beam,dev]")  # camvidseg.beam subclasses Beam's typed classes
+    session.install("-e", ".[beam,dev,video]")  # camvidseg.beam subclasses Beam's typed classes
     session.run("mypy")
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite with the TensorFlow and Beam extras (the fake SavedModel path included)."""
-    session.install("-e", ".[tf,beam,dev]")
+    """The test suite with the TensorFlow, Beam and video extras (the fake SavedModel path
+    included)."""
+    session.install("-e", ".[tf,beam,dev,video]")
     session.run("pytest", "--cov=camvidseg", "--cov-report=term", *session.posargs)
 
 

@@ -26,7 +26,7 @@ from camvidseg.beam import (
 )
 from camvidseg.beam.files import WILDCARDS, is_image_name
 from camvidseg.beam.handler import element_bytes, open_segmenter
-from camvidseg.beam.manifest import check_previous, output_options
+from camvidseg.beam.manifest import output_options
 from camvidseg.beam.records import KeyedImage
 from camvidseg.cleanup import CleanupConfig
 from camvidseg.config import SegmentConfig
@@ -35,6 +35,7 @@ from camvidseg.imageio import LoadedImage
 from camvidseg.metrics import ConfusionMatrix, EvaluationProblem
 from camvidseg.palette import CamVidPalette
 from camvidseg.pipeline import RunOptions
+from camvidseg.pipeline.resume import check_previous
 from camvidseg.segmenter import Segmentation, Segmenter
 from camvidseg.testing import NearestColorBackend, street_scene
 

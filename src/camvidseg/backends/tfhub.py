@@ -34,6 +34,7 @@ from camvidseg.backends.handles import (
     classify_handle,
 )
 from camvidseg.exceptions import BackendError, ModelLoadError
+from camvidseg.labelset import LabelSet, read_model_metadata
 
 if TYPE_CHECKING:
     from camvidseg.postprocess import ChannelLayout
@@ -589,10 +590,19 @@ class TFHubBackend:
         input_multiple: Batch H and W are padded to a multiple of this by the Segmenter.
         jit_compile: Compile the in-graph labels and confidence of :meth:`predict_labels` with
             XLA (falls back to the uncompiled op where XLA is not available).
+        label_set: The model's own label set, for a model exported by ``camvidseg finetune``
+            (read from its ``assets/camvidseg.json`` by :meth:`load`): it returns exactly one
+            channel per trained class. ``None`` for the stock model.
     """
 
     def __init__(
-        self, model: Any, handle: str, *, input_multiple: int = 1, jit_compile: bool = True
+        self,
+        model: Any,
+        handle: str,
+        *,
+        input_multiple: int = 1,
+        jit_compile: bool = True,
+        label_set: LabelSet | None = None,
     ) -> None:
         if not callable(getattr(model, "predict", None)):
             raise ModelLoadError(
@@ -604,6 +614,7 @@ class TFHubBackend:
         self._input_multiple = input_multiple
         self._jit_compile = jit_compile
         self._fused: dict[tuple[str, int], _FusedLabels] = {}
+        self._label_set = label_set
 
     @classmethod
     def load(
@@ -631,9 +642,16 @@ class TFHubBackend:
         handle = str(handle)
         started = time.monotonic()
         folder = fetch(handle, cache_dir=cache_dir, timeout=timeout)
+        metadata = read_model_metadata(folder)
         model = load_savedmodel(folder, handle)
         log.info("loaded %s in %.1f s", handle, time.monotonic() - started)
-        return cls(model, handle, input_multiple=input_multiple, jit_compile=jit_compile)
+        return cls(
+            model,
+            handle,
+            input_multiple=input_multiple,
+            jit_compile=jit_compile,
+            label_set=None if metadata is None else metadata.label_set,
+        )
 
     @property
     def name(self) -> str:
@@ -647,6 +665,11 @@ class TFHubBackend:
     def model(self) -> Any:
         """The loaded SavedModel object."""
         return self._model
+
+    @property
+    def label_set(self) -> LabelSet | None:
+        """The model's own label set (a fine-tuned export), or ``None`` (the stock model)."""
+        return self._label_set
 
     def predict(self, batch: NDArray[np.float32]) -> Scores:
         check_batch(batch)

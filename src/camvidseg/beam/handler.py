@@ -34,16 +34,11 @@ from apache_beam.ml.inference.base import ModelHandler
 from camvidseg import validators
 from camvidseg._types import ImageArray
 from camvidseg.backends import DEFAULT_HANDLE
-from camvidseg.beam.records import (
-    DeadLetter,
-    KeyedImage,
-    Segmented,
-    error_text,
-    image_array,
-)
+from camvidseg.beam.records import DeadLetter, KeyedImage, Segmented, image_array
 from camvidseg.config import SegmentConfig
 from camvidseg.exceptions import ConfigError
 from camvidseg.imageio import LoadedImage, to_rgb_array
+from camvidseg.pipeline.stages import error_text
 from camvidseg.segmenter import Segmentation, Segmenter
 
 __all__ = [

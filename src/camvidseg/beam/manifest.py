@@ -9,87 +9,37 @@ what the previous manifest said of the inputs it skips.
 
 from __future__ import annotations
 
-import datetime
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from typing import IO, Any
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from camvidseg._version import __version__
 from camvidseg.beam.files import read_bytes
 from camvidseg.config import SegmentConfig
-from camvidseg.exceptions import ConfigError
-from camvidseg.pipeline import OUTPUT_KINDS, RunOptions
-from camvidseg.pipeline.manifest import MANIFEST_FORMAT
+from camvidseg.pipeline import RunOptions
+from camvidseg.pipeline.manifest import ENTRIES_LINE, MANIFEST_FORMAT, kind_options, now
+from camvidseg.pipeline.resume import kept_fields
 
 __all__ = [
-    "MANIFEST_FORMAT",
-    "check_previous",
-    "dump_manifest",
-    "model_identity",
+    "manifest_head",
     "output_options",
     "previous_entries",
     "read_previous",
 ]
 
-_ENTRIES_LINE = b' "entries": ['
-_ALREADY_PRESENT = "outputs already present"
-
-
-def now() -> str:
-    """The current UTC time as ``segment`` records it."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def model_identity(handle: str) -> str:
-    """The handle recorded in the manifest: a fake model's test parameters (``?latency=``) do
-    not change its outputs, so they do not stop a resume.
-
-    Example:
-        >>> model_identity("fake:33?latency=0.05"), model_identity("/models/hrnet")
-        ('fake:33', '/models/hrnet')
-    """
-    return handle.split("?", 1)[0] if handle.startswith("fake:") else handle
-
 
 def output_options(
     config: SegmentConfig, options: RunOptions, model: str
 ) -> dict[str, dict[str, Any]]:
-    """Per output kind, the settings that decide what its files hold (``segment``'s
-    ``output_options``): a resumed run refuses to mix files made with other ones."""
-    palette = config.palette
-    common: dict[str, Any] = {
-        "model": model,
-        "classes": palette.name,
-        "grouping": config.grouping if palette.name == "camvid11" else None,
-        "max_side": config.max_side,
-        "drop_void": config.drop_void,
-        "min_confidence": config.min_confidence,
-        "tile": config.tile,
-        "overlap": config.overlap if config.tile is not None else None,
-        "tta": None if config.tta is None else config.tta.to_dict(),
-        "cleanup": config.cleanup.to_dict() if config.cleanup.enabled else None,
-    }
-    result: dict[str, dict[str, Any]] = {}
-    for kind in options.outputs:
-        kind_options = dict(common)
-        if kind == "overlay":
-            kind_options.update(
-                alpha=options.alpha,
-                overlay_format=options.overlay_format,
-                jpeg_quality=options.jpeg_quality,
-            )
-        elif kind == "panel":
-            kind_options.update(alpha=options.alpha, legend=options.legend)
-        elif kind == "confidence":
-            kind_options.update(confidence_bits=options.confidence_bits)
-        result[kind] = kind_options
-    return result
+    """Per output kind the run writes, the settings that decide what its files hold
+    (``segment``'s ``output_options``, :func:`~camvidseg.pipeline.manifest.kind_options`)."""
+    return {kind: kind_options(kind, options, config, model) for kind in options.outputs}
 
 
 def _head_of(data: bytes) -> dict[str, Any]:
     """The manifest's fields without its entries (read up to the entries line when the layout
     is ``segment``'s, else as a whole)."""
-    at = data.find(b"\n" + _ENTRIES_LINE)
+    at = data.find(b"\n" + ENTRIES_LINE)
     if at >= 0:
         head = json.loads(data[:at].rstrip().rstrip(b",") + b"}")
     else:
@@ -110,45 +60,6 @@ def read_previous(path: str) -> dict[str, Any] | None:
         return None
 
 
-def check_previous(
-    head: Mapping[str, Any] | None,
-    wanted: Mapping[str, Mapping[str, Any]],
-    *,
-    output: str,
-    overwrite: bool,
-) -> dict[str, Any]:
-    """The ``output_options`` to record: this run's, plus the earlier run's record of kinds
-    this run does not write (their files stay).
-
-    Raises:
-        ConfigError: when the folder holds outputs of a kind this run writes made with other
-            settings, unless ``overwrite``.
-    """
-    recorded: dict[str, Any] = dict(wanted)
-    before = None if head is None else head.get("output_options")
-    if not isinstance(before, dict):
-        return recorded
-    for kind, record in before.items():
-        if kind in OUTPUT_KINDS and kind not in recorded:
-            recorded[kind] = record
-    if overwrite:
-        return recorded
-    changed: dict[str, str] = {}
-    for kind, options in wanted.items():
-        record = before.get(kind)
-        if not isinstance(record, dict):
-            continue
-        for key, value in options.items():
-            if key in record and record[key] != value:
-                changed[key] = f"{key} {record[key]!r} -> {value!r}"
-    if changed:
-        raise ConfigError(
-            f"{output} holds outputs made with other options ({', '.join(changed.values())}); "
-            "pass --overwrite to replace them, or choose another output folder"
-        )
-    return recorded
-
-
 def previous_entries(path: str) -> dict[str, dict[str, Any]]:
     """What an earlier run's manifest said of each input it finished (``ok`` or ``skipped``),
     by output name: ``mode``, ``class_areas`` and ``notes``. Empty when there is none."""
@@ -159,19 +70,13 @@ def previous_entries(path: str) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for entry in _entries_of(data):
         if isinstance(entry, dict) and entry.get("status") in ("ok", "skipped") and "name" in entry:
-            notes = [str(n) for n in entry.get("notes") or () if n != _ALREADY_PRESENT]
-            found[str(entry["name"])] = {
-                "mode": entry.get("mode") if isinstance(entry.get("mode"), str) else None,
-                "class_areas": entry.get("class_areas")
-                if isinstance(entry.get("class_areas"), dict)
-                else None,
-                "notes": notes,
-            }
+            mode, areas, notes = kept_fields(entry)
+            found[str(entry["name"])] = {"mode": mode, "class_areas": areas, "notes": notes}
     return found
 
 
 def _entries_of(data: bytes) -> Iterator[Any]:
-    at = data.find(b"\n" + _ENTRIES_LINE)
+    at = data.find(b"\n" + ENTRIES_LINE)
     if at < 0:
         try:
             whole = json.loads(data)
@@ -180,26 +85,13 @@ def _entries_of(data: bytes) -> Iterator[Any]:
         entries = whole.get("entries") if isinstance(whole, dict) else None
         yield from entries if isinstance(entries, list) else ()
         return
-    for line in data[at + len(_ENTRIES_LINE) + 1 :].splitlines():
+    for line in data[at + len(ENTRIES_LINE) + 1 :].splitlines():
         text = line.strip().rstrip(b",")
         if text.startswith(b"{"):
             try:
                 yield json.loads(text)
             except ValueError:
                 continue
-
-
-def dump_manifest(handle: IO[bytes], head: Mapping[str, Any], entries: Iterable[bytes]) -> None:
-    """Write the manifest: ``head``'s fields, then ``"entries"`` (JSON objects), one per line."""
-    text = json.dumps(head, indent=1)
-    handle.write(text[: text.rindex("}")].rstrip().encode())
-    handle.write(b",\n" + _ENTRIES_LINE)
-    separator = b"\n  "
-    for entry in entries:
-        handle.write(separator)
-        handle.write(entry)
-        separator = b",\n  "
-    handle.write(b"\n ]\n}\n")
 
 
 def manifest_head(

@@ -10,39 +10,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import IO, Any
 
 import apache_beam as beam
-import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import Metrics
 from apache_beam.pvalue import TaggedOutput
-from PIL import Image
 
-from camvidseg._types import ConfidenceMap
 from camvidseg.beam.handler import METRICS_NAMESPACE
 from camvidseg.beam.manifest import previous_entries
-from camvidseg.exceptions import ConfigError
-from camvidseg.imageio import save_image, save_label_png
 from camvidseg.pipeline import ManifestEntry, RunOptions
-from camvidseg.segmenter import Segmentation
-from camvidseg.visualize import panel
+from camvidseg.pipeline.outputs import expected_format, oriented_size, valid_image
+from camvidseg.pipeline.outputs import output_relpath as _pipeline_relpath
+from camvidseg.pipeline.resume import ALREADY_PRESENT
 
-__all__ = [
-    "SkipFinished",
-    "confidence_image",
-    "expected_format",
-    "output_relpath",
-    "write_output",
-]
+__all__ = ["SkipFinished", "output_relpath", "remote_oriented_size", "remote_valid_output"]
 
 log = logging.getLogger("camvidseg")
-
-_EXIF_ORIENTATION = 0x0112
-_ALREADY_PRESENT = "outputs already present"
-_IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
 def output_relpath(name: str, kind: str, options: RunOptions) -> str:
@@ -53,56 +39,7 @@ def output_relpath(name: str, kind: str, options: RunOptions) -> str:
         >>> output_relpath("a/frame", "overlay", RunOptions())
         'overlay/a/frame.jpg'
     """
-    return f"{kind}/{name}{options.extension(kind)}"
-
-
-def confidence_image(confidence: ConfidenceMap, bits: int) -> Image.Image:
-    """The confidence output: ``round(p * 65535)`` as a 16-bit image, or ``round(p * 255)``
-    8-bit, as ``camvidseg segment`` writes it.
-
-    Example:
-        >>> confidence_image(np.array([[0.0, 0.5, 1.0]], np.float32), 8).getpixel((1, 0))
-        128
-    """
-    top = 65535 if bits == 16 else 255
-    values = np.rint(np.clip(confidence, 0.0, 1.0) * np.float32(top))
-    return Image.fromarray(values.astype(np.uint16 if bits == 16 else np.uint8))
-
-
-def write_output(kind: str, path: Path, *, seg: Segmentation, options: RunOptions) -> None:
-    """Write one output kind of ``seg`` to a local ``path`` with the library's encoders, as
-    ``camvidseg segment`` does (``seg.image`` is needed for overlays and panels)."""
-    if kind == "labels":
-        save_label_png(path, seg.labels, seg.palette)
-    elif kind == "color":
-        save_image(path, seg.colorize())
-    elif kind == "overlay":
-        save_image(path, seg.overlay(options.alpha), quality=options.jpeg_quality)
-    elif kind == "confidence":
-        save_image(path, confidence_image(seg.confidence, options.confidence_bits))
-    elif kind == "panel":
-        if seg.image is None:
-            raise ConfigError("a panel needs the input image on the Segmentation")
-        save_image(path, panel(seg.image, seg, legend=options.legend, alpha=options.alpha))
-    else:
-        raise ConfigError(f"unknown output kind {kind!r}")
-
-
-def expected_format(kind: str, options: RunOptions) -> tuple[str, frozenset[str] | None]:
-    """Pillow format and modes of a valid output file of ``kind`` (``None``: any mode).
-
-    Example:
-        >>> expected_format("labels", RunOptions())
-        ('PNG', frozenset({'P'}))
-    """
-    if kind == "labels":
-        return "PNG", frozenset({"P"})
-    if kind in ("color", "overlay"):
-        jpeg = kind == "overlay" and options.overlay_format == "jpg"
-        return ("JPEG" if jpeg else "PNG"), frozenset({"RGB"})
-    if kind == "confidence":
-        return "PNG", frozenset({"I;16", "I"} if options.confidence_bits == 16 else {"L"})
-    return "PNG", None
+    return _pipeline_relpath(PurePosixPath(name), kind, options.extension(kind)).as_posix()
 
 
 def _open(uri: str) -> IO[bytes]:
@@ -110,19 +47,17 @@ def _open(uri: str) -> IO[bytes]:
     return handle
 
 
-def oriented_size(uri: str) -> tuple[int, int] | None:
-    """``(width, height)`` of an image after EXIF orientation, from its header alone."""
+def remote_oriented_size(uri: str) -> tuple[int, int] | None:
+    """:func:`~camvidseg.pipeline.outputs.oriented_size` of a file Beam's ``FileSystems``
+    reach (``None``: it cannot be opened or read)."""
     try:
-        with _open(uri) as handle, Image.open(handle) as image:
-            width, height = image.size
-            if image.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
-                width, height = height, width
-            return (width, height)
+        with _open(uri) as handle:
+            return oriented_size(handle)
     except Exception:
         return None
 
 
-def valid_output(
+def remote_valid_output(
     uri: str,
     fmt: str,
     modes: frozenset[str] | None,
@@ -130,24 +65,16 @@ def valid_output(
     not_before: float,
     metadata: Any,
 ) -> bool:
-    """Whether ``uri`` is a complete image of the expected format, mode and size, not older than
-    its input (``metadata``: its ``FileSystems`` match)."""
+    """Whether ``uri`` is a complete image of the expected format, mode and size
+    (:func:`~camvidseg.pipeline.outputs.valid_image`), not older than its input
+    (``metadata``: its ``FileSystems`` match)."""
     if not metadata.size_in_bytes or (metadata.last_updated_in_seconds or 0.0) < not_before:
         return False
     try:
-        with _open(uri) as handle, Image.open(handle) as image:
-            if image.format != fmt or (modes is not None and image.mode not in modes):
-                return False
-            if size is not None and image.size != size:
-                return False
-            image.verify()  # PNG: every chunk's CRC up to IEND
-        if fmt == "JPEG":
-            with _open(uri) as handle:
-                handle.seek(metadata.size_in_bytes - 2)
-                return bool(handle.read(2) == b"\xff\xd9")
-    except _IMAGE_ERRORS:
+        with _open(uri) as handle:
+            return valid_image(handle, fmt, modes, size, metadata.size_in_bytes)
+    except (OSError, ValueError):
         return False
-    return True
 
 
 class SkipFinished(beam.DoFn):
@@ -192,7 +119,7 @@ class SkipFinished(beam.DoFn):
                 size=size,
                 mode=before.get("mode"),
                 class_areas=before.get("class_areas"),
-                notes=(_ALREADY_PRESENT, *before.get("notes", ())),
+                notes=(ALREADY_PRESENT, *before.get("notes", ())),
             ),
         )
 
@@ -206,13 +133,15 @@ class SkipFinished(beam.DoFn):
         found = [result.metadata_list for result in matches]
         if not all(len(metadata) == 1 for metadata in found):
             return None
-        size = oriented_size(file.uri)
+        size = remote_oriented_size(file.uri)
         if size is None:
             return None
         for kind, target, metadata in zip(relpaths, targets, found, strict=True):
             fmt, modes = expected_format(kind, self.options)
             expected = None if kind == "panel" else size
-            if not valid_output(target, fmt, modes, expected, file.last_updated, metadata[0]):
+            if not remote_valid_output(
+                target, fmt, modes, expected, file.last_updated, metadata[0]
+            ):
                 log.debug("%s: %s output %s cannot be kept", file.uri, kind, target)
                 return None
         return size

@@ -16,7 +16,6 @@ from typing import Any
 import attrs
 
 from camvidseg._types import ImageArray
-from camvidseg.exceptions import CamVidSegError
 from camvidseg.imageio import LoadedImage
 from camvidseg.segmenter import Segmentation
 
@@ -26,9 +25,7 @@ __all__ = [
     "DeadLetter",
     "KeyedImage",
     "Segmented",
-    "error_text",
     "image_array",
-    "image_notes",
 ]
 
 #: Tag of the dead-letter output of every transform here.
@@ -42,8 +39,6 @@ STAGES: tuple[str, ...] = ("input", "read", "decode", "validate", "inference", "
 
 #: An element of :class:`~camvidseg.beam.Segment`: ``(uri, image)``.
 KeyedImage = tuple[str, LoadedImage | ImageArray]
-
-_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 
 
 @attrs.frozen
@@ -95,42 +90,3 @@ class Segmented:
 def image_array(image: LoadedImage | ImageArray) -> ImageArray:
     """The ``(H, W, 3)`` uint8 array of an element's image."""
     return image.array if isinstance(image, LoadedImage) else image
-
-
-def error_text(uri: str, exc: BaseException) -> str:
-    """One line naming ``uri`` and the error, as ``camvidseg segment`` words it.
-
-    Example:
-        >>> error_text("in/a.png", ValueError("bad"))
-        'in/a.png: ValueError: bad'
-        >>> from camvidseg.exceptions import InvalidImageError
-        >>> error_text("in/a.png", InvalidImageError("in/a.png: empty file"))
-        'in/a.png: empty file'
-    """
-    message = str(exc) or type(exc).__name__
-    if isinstance(exc, CamVidSegError):
-        return message if message.startswith(uri) else f"{uri}: {message}"
-    return f"{uri}: {type(exc).__name__}: {message}"
-
-
-def image_notes(loaded: LoadedImage) -> tuple[str, ...]:
-    """What was done to an image on the way in, in the words of ``camvidseg segment``'s
-    manifest.
-
-    Example:
-        >>> import numpy as np
-        >>> image_notes(LoadedImage(np.zeros((1, 1, 3), np.uint8), mode="LA", transparency=True))
-        ('converted from mode LA', 'transparency ignored (colours of transparent pixels used)')
-    """
-    notes: list[str] = []
-    if loaded.frames > 1:
-        notes.append(f"animated: first frame used (of {loaded.frames})")
-    if loaded.exif_transposed:
-        notes.append("EXIF orientation applied")
-    if loaded.mode in _SIXTEEN_BIT_MODES:
-        notes.append(f"mode {loaded.mode}: scaled to 8 bits")
-    elif loaded.mode != "RGB":
-        notes.append(f"converted from mode {loaded.mode}")
-    if loaded.transparency:
-        notes.append("transparency ignored (colours of transparent pixels used)")
-    return tuple(notes)

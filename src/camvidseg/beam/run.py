@@ -32,6 +32,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from camvidseg import validators
+from camvidseg.backends.handles import model_identity
 from camvidseg.beam.evaluate import Evaluate
 from camvidseg.beam.files import (
     glob_base,
@@ -43,15 +44,7 @@ from camvidseg.beam.files import (
     write_atomically,
 )
 from camvidseg.beam.handler import METRICS_NAMESPACE, SegmenterModelHandler
-from camvidseg.beam.manifest import (
-    check_previous,
-    dump_manifest,
-    manifest_head,
-    model_identity,
-    now,
-    output_options,
-    read_previous,
-)
+from camvidseg.beam.manifest import manifest_head, output_options, read_previous
 from camvidseg.beam.outputs import SkipFinished
 from camvidseg.beam.records import DeadLetter, Segmented
 from camvidseg.beam.transforms import MatchImages, MirrorNames, ReadImages, Segment, WriteOutputs
@@ -60,6 +53,8 @@ from camvidseg.exceptions import CamVidSegError, ConfigError
 from camvidseg.groundtruth import LabelFormat, UnknownColors, problem_kind, read_label_file
 from camvidseg.metrics import ConfusionMatrix, EvaluationProblem, EvaluationResult
 from camvidseg.pipeline import MANIFEST_NAME, ManifestEntry, RunOptions, RunSummary
+from camvidseg.pipeline.manifest import dump_manifest, now, options_json
+from camvidseg.pipeline.resume import check_previous
 
 __all__ = ["ERRORS_NAME", "BeamJob", "BeamReport", "build_pipeline", "run_beam"]
 
@@ -125,25 +120,11 @@ class BeamJob:
 
     def options_json(self) -> dict[str, Any]:
         """The run's settings as the manifest records them (``segment``'s keys and Beam's)."""
-        config, options = self.config, self.options
+        recorded = options_json(self.options, self.config, model_identity(self.config.model or ""))
+        del recorded["workers"]  # Beam's own settings say how the work is spread
         return {
-            "model": model_identity(config.model or ""),
-            "classes": config.palette.name,
+            **recorded,
             "batch_size": self.max_batch_size,
-            "max_side": config.max_side,
-            "min_confidence": config.min_confidence,
-            "tile": config.tile,
-            "overlap": config.overlap if config.tile is not None else None,
-            "tta": None if config.tta is None else config.tta.to_dict(),
-            "cleanup": config.cleanup.to_dict() if config.cleanup.enabled else None,
-            "outputs": list(options.outputs),
-            "alpha": options.alpha,
-            "overlay_format": options.overlay_format,
-            "jpeg_quality": options.jpeg_quality,
-            "confidence_bits": options.confidence_bits,
-            "legend": options.legend,
-            "overwrite": options.overwrite,
-            "max_input_pixels": options.max_input_pixels,
             "pattern": self.pattern,
             "runner": self.runner,
             "min_batch_size": self.min_batch_size,

@@ -38,18 +38,13 @@ from camvidseg.beam.files import (
     write_atomically,
 )
 from camvidseg.beam.handler import METRICS_NAMESPACE, SegmenterModelHandler
-from camvidseg.beam.outputs import output_relpath, write_output
-from camvidseg.beam.records import (
-    DEAD_LETTER,
-    DeadLetter,
-    KeyedImage,
-    Segmented,
-    error_text,
-    image_notes,
-)
+from camvidseg.beam.outputs import output_relpath
+from camvidseg.beam.records import DEAD_LETTER, DeadLetter, KeyedImage, Segmented
 from camvidseg.exceptions import ConfigError
 from camvidseg.imageio import LoadedImage, open_image
 from camvidseg.pipeline import ManifestEntry, RunOptions
+from camvidseg.pipeline.outputs import write_output
+from camvidseg.pipeline.stages import error_text, image_notes
 
 __all__ = [
     "MatchImages",

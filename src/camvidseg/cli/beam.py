@@ -18,19 +18,15 @@ from camvidseg.cli._common import (
     EXIT_USAGE,
     add_ground_truth_options,
     add_verbosity,
-    non_negative_int,
     positive_int,
-    unit_float,
 )
 from camvidseg.cli._config import add_segmenter_options, config_from_args, model_handle
-from camvidseg.cli.segment import output_kinds
+from camvidseg.cli.segment import add_output_encoding, add_output_kinds, run_options
 
 if TYPE_CHECKING:
     from camvidseg.beam import BeamJob, BeamReport
     from camvidseg.config import SegmentConfig
 
-_OUTPUT_KINDS = "labels,color,overlay,panel,confidence"
-_DEFAULT_OUTPUTS = "labels,color,overlay"
 #: Images per model call when neither --max-batch-size nor --batch-size is given.
 DEFAULT_MAX_BATCH = 8
 #: Failed inputs listed on stderr; the rest are in errors.jsonl.
@@ -140,41 +136,8 @@ def register(subparsers: Any) -> None:
 
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("outputs")
-    group.add_argument(
-        "--outputs",
-        type=output_kinds,
-        default=output_kinds(_DEFAULT_OUTPUTS),
-        metavar="KINDS",
-        help=f"comma-separated outputs from {_OUTPUT_KINDS} (default: {_DEFAULT_OUTPUTS})",
-    )
-    group.add_argument(
-        "--alpha", type=unit_float, default=0.6, help="mask weight of overlays (default: 0.6)"
-    )
-    group.add_argument(
-        "--overlay-format", choices=("jpg", "png"), default="jpg", help="default: jpg"
-    )
-    group.add_argument(
-        "--jpeg-quality",
-        type=positive_int,
-        default=92,
-        metavar="Q",
-        help="JPEG quality of overlays, 1..100 (default: 92)",
-    )
-    group.add_argument(
-        "--confidence-bits", type=int, choices=(16, 8), default=16, help="default: 16"
-    )
-    group.add_argument("--no-legend", action="store_true", help="panels without the legend")
-    group.add_argument(
-        "--overwrite", action="store_true", help="redo inputs whose outputs already exist"
-    )
-    group.add_argument(
-        "--max-input-pixels",
-        type=non_negative_int,
-        default=0,
-        metavar="N",
-        help="refuse images with more pixels than this before decoding them (default: 0, only "
-        "Pillow's decompression-bomb limit)",
-    )
+    add_output_kinds(group)
+    add_output_encoding(group)
 
 
 def _settings(args: argparse.Namespace) -> SegmentConfig:
@@ -211,18 +174,8 @@ def _accept_pipeline_args(parser: argparse.ArgumentParser) -> None:
 def job_from_args(args: argparse.Namespace) -> BeamJob:
     """The :class:`~camvidseg.beam.BeamJob` the command line describes."""
     from camvidseg.beam import BeamJob
-    from camvidseg.pipeline import RunOptions
 
-    options = RunOptions(
-        outputs=args.outputs,
-        alpha=args.alpha,
-        overlay_format=args.overlay_format,
-        jpeg_quality=args.jpeg_quality,
-        confidence_bits=args.confidence_bits,
-        legend=not args.no_legend,
-        overwrite=args.overwrite,
-        max_input_pixels=args.max_input_pixels or None,
-    )
+    options = run_options(args, args.outputs)
     config = _settings(args)
     if args.max_batch_size is not None:
         max_batch = args.max_batch_size
