@@ -99,16 +99,19 @@ def _directive(path: Path, lines: list[str], fence_index: int) -> tuple[str | No
 def camvidseg_commands(code: str) -> list[list[str]]:
     """The ``camvidseg`` commands of a shell block, as argument lists (without ``camvidseg``).
 
-    Prompts (``$``), comments, ``.venv/bin/`` and commands chained with ``&&`` are understood.
+    Prompts (``$``), comments, continued lines, ``.venv/bin/`` and commands chained with ``&&``
+    are understood.
 
     Example:
         >>> camvidseg_commands("$ camvidseg segment in/ -o out/   # three images\\n")
         [['segment', 'in/', '-o', 'out/']]
         >>> camvidseg_commands("pip install . && .venv/bin/camvidseg --help\\nnox -s lint\\n")
         [['--help']]
+        >>> camvidseg_commands("camvidseg tune a/ b/ \\\\\\n    --top 3  # best three\\n")
+        [['tune', 'a/', 'b/', '--top', '3']]
     """
     commands = []
-    for line in code.splitlines():
+    for line in code.replace("\\\n", " ").splitlines():  # join continued lines
         for part in line.split("&&"):
             words = shlex.split(part.strip().removeprefix("$ "), comments=True)
             if words and words[0].removeprefix(".venv/bin/") == "camvidseg":
