@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks._common import Row, floor_time, frame_scores, ms, print_rows, row, timings
-from camvidseg._reference import labels_and_confidence_reference
 from camvidseg.postprocess import CONFIDENCE_RTOL, ChannelLayout, labels_and_confidence
+from tests.reference import labels_and_confidence_reference
 
 
 def main() -> list[Row]:

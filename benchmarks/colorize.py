@@ -14,9 +14,9 @@ import numpy as np
 
 from benchmarks import _tutorial
 from benchmarks._common import Row, frame_labels, have_module, ms, print_rows, row, timeit, timings
-from camvidseg._reference import colorize_reference
 from camvidseg.palette import CamVidPalette
 from camvidseg.postprocess import colorize
+from tests.reference import colorize_reference
 
 
 def main() -> list[Row]:

@@ -14,8 +14,8 @@ import numpy as np
 
 from benchmarks import _tutorial
 from benchmarks._common import Row, frame_labels, ms, print_rows, row, timeit, timings
-from camvidseg._reference import decode_reference
 from camvidseg.palette import CAMVID32_CLASSES, CamVidPalette
+from tests.reference import decode_reference
 
 
 def main() -> list[Row]:

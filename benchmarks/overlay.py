@@ -24,9 +24,9 @@ from benchmarks._common import (
     timeit,
     timings,
 )
-from camvidseg._reference import overlay_reference
 from camvidseg.palette import CamVidPalette
 from camvidseg.postprocess import overlay
+from tests.reference import overlay_reference
 
 ALPHA = 0.6
 

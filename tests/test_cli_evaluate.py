@@ -12,8 +12,8 @@ from camvidseg.cli import main
 from camvidseg.imageio import load_label_png, save_label_png
 from camvidseg.metrics import ConfusionMatrix
 from camvidseg.palette import get_grouping
-from camvidseg.plotting import render_confusion
 from camvidseg.testing import street_scene
+from camvidseg.visualize import render_confusion
 from tests.metrics_reference import assert_matches, slow_metrics
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,8 +13,8 @@ from camvidseg.evaluation import evaluate_folders, evaluate_segmenter, write_rep
 from camvidseg.imageio import save_label_png
 from camvidseg.metrics import ConfusionMatrix
 from camvidseg.palette import get_grouping
-from camvidseg.plotting import render_confusion, shade
 from camvidseg.testing import NearestColorBackend, street_scene
+from camvidseg.visualize import render_confusion, shade
 from tests.metrics_reference import assert_matches, slow_metrics
 
 C32, C11 = CamVidPalette.camvid32(), CamVidPalette.camvid11()

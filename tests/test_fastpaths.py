@@ -1,4 +1,4 @@
-"""Every fast path equals its obvious reference (camvidseg._reference) exactly.
+"""Every fast path equals its obvious reference (tests/reference.py) exactly.
 
 Confidence is the one exception, and only through the order of a float32 sum: it must agree within
 ``CONFIDENCE_RTOL`` (the bound derived in camvidseg.postprocess); labels and the unnormalised
@@ -17,12 +17,6 @@ from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 
 from camvidseg import UnknownColorError, postprocess
-from camvidseg._reference import (
-    colorize_reference,
-    decode_reference,
-    labels_and_confidence_reference,
-    overlay_reference,
-)
 from camvidseg.palette import CamVidPalette, rgb_keys
 from camvidseg.postprocess import (
     CONFIDENCE_RTOL,
@@ -32,6 +26,12 @@ from camvidseg.postprocess import (
     colorize,
     labels_and_confidence,
     overlay,
+)
+from tests.reference import (
+    colorize_reference,
+    decode_reference,
+    labels_and_confidence_reference,
+    overlay_reference,
 )
 from tests.strategies import rgb_images
 

@@ -235,7 +235,7 @@ def test_size_mismatch_unknown_colours_and_bad_ids_are_listed(tmp_path: Path) ->
     message = str(excinfo.value)
     assert "3 of 6 training/validation files cannot be used" in message
     assert "b01.png: size 48x32 does not match its labels" in message
-    assert "b02.png: holds ids that are not blocks classes (0..3 or 255): 7" in message
+    assert "b02.png holds ids that are not classes of blocks (0..3 or 255): 7" in message
     assert "b03.png: 1 pixels have colours not in blocks: (1, 2, 3)" in message
     _assert_nothing_trained(root)
 

@@ -16,10 +16,10 @@ import pytest
 from numpy.typing import NDArray
 
 from camvidseg import BackendError, Segmenter
-from camvidseg._reference import labels_and_confidence_reference
 from camvidseg.backends import Backend, LabelBackend, NearestColorBackend
 from camvidseg.postprocess import CONFIDENCE_RTOL, ChannelLayout, labels_and_confidence
 from camvidseg.testing import street_scene
+from tests.reference import labels_and_confidence_reference
 
 LAYOUTS = [
     ChannelLayout.detect(33),

@@ -57,14 +57,18 @@ def test_file_embeds_the_palette(tmp_path: Path, name: str) -> None:
 def test_save_refuses_ids_the_palette_lacks(tmp_path: Path, name: str, bad: int) -> None:
     palette = PALETTES[name]
     labels = np.array([[0, bad]], np.uint8)
-    with pytest.raises(InvalidImageError, match=rf"label ids \[{bad}\] are not classes of {name}"):
+    with pytest.raises(
+        InvalidImageError, match=rf"l\.png holds ids that are not classes of {name} .*: {bad}$"
+    ):
         _seg(labels, palette).save(tmp_path / "l.png")
     assert list(tmp_path.iterdir()) == []  # nothing written, no temporary file left
 
 
 def test_load_refuses_ids_the_palette_lacks(tmp_path: Path) -> None:
     path = _seg(np.array([[0, 20]], np.uint8), PALETTES["camvid32"]).save(tmp_path / "l.png")
-    with pytest.raises(InvalidImageError, match=r"l\.png: label ids \[20\] are not classes of"):
+    with pytest.raises(
+        InvalidImageError, match=r"l\.png holds ids that are not classes of camvid11 .*: 20;"
+    ):
         Segmentation.load(path, palette=CamVidPalette.camvid11())
 
 
@@ -77,7 +81,7 @@ def test_grayscale_png_defaults_to_camvid32_or_given_palette(tmp_path: Path) -> 
     assert segnet.palette.name == "camvid11"
     np.testing.assert_array_equal(segnet.labels, labels)
     Image.fromarray(np.array([[40]], np.uint8), mode="L").save(tmp_path / "big.png")
-    with pytest.raises(InvalidImageError, match=r"big\.png: label ids \[40\]"):
+    with pytest.raises(InvalidImageError, match=r"big\.png holds ids .*: 40;"):
         Segmentation.load(tmp_path / "big.png")
 
 

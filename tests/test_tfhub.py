@@ -43,8 +43,9 @@ def test_local_savedmodel_gives_exact_labels(
     np.testing.assert_array_equal(seg.labels, truth)
     reference = Segmenter(NearestColorBackend()).segment(image)
     np.testing.assert_allclose(seg.confidence, reference.confidence, rtol=1e-4)
-    assert segmenter.layout is not None
-    assert segmenter.layout.name == "background33"
+    assert segmenter.layout is None  # nothing forced: the layout is detected from the scores
+    channels = segmenter.predict_scores([image])[0].shape[-1]
+    assert segmenter.layout_for(channels).name == "background33"
 
 
 def test_32_channel_savedmodel(
@@ -53,8 +54,8 @@ def test_32_channel_savedmodel(
     image, truth = scene
     segmenter = Segmenter.from_hub(str(fake_savedmodel_32))
     np.testing.assert_array_equal(segmenter.segment(image).labels, truth)
-    assert segmenter.layout is not None
-    assert segmenter.layout.name == "void32"
+    channels = segmenter.predict_scores([image])[0].shape[-1]
+    assert segmenter.layout_for(channels).name == "void32"
 
 
 def test_predict_and_features_shapes(fake_savedmodel: Path) -> None:

@@ -24,7 +24,6 @@ from camvidseg.visualize import (
     MAX_FONT_SIZE,
     MIN_FONT_SIZE,
     PanelLayout,
-    _components,
     colormap,
     confidence_map,
     legend,
@@ -296,9 +295,9 @@ def test_legend_errors() -> None:
 
 
 def test_bitmap_font_fallback_still_scales(monkeypatch: pytest.MonkeyPatch) -> None:
-    import camvidseg.visualize as visualize
+    from camvidseg.visualize import _text
 
-    monkeypatch.setattr(visualize, "_load_font", lambda size: ImageFont.load_default_imagefont())
+    monkeypatch.setattr(_text, "load_font", lambda size: ImageFont.load_default_imagefont())
     small = legend(PALETTE, ["Road"], font_size=12)
     large = legend(PALETTE, ["Road"], font_size=48)
     assert large.height >= 3 * small.height
@@ -358,21 +357,6 @@ def test_labels_on_regions_only_touch_the_overlay_tile(street: Segmentation) -> 
     np.testing.assert_array_equal(
         _tile(labelled, layout.legend_box), _tile(plain, layout.legend_box)
     )
-
-
-@given(label_maps(num_classes=3))
-def test_components_match_scipy(labels: NDArray[np.uint8]) -> None:
-    from scipy import ndimage
-
-    components = _components(labels)
-    for value in np.unique(labels):
-        expected, count = ndimage.label(labels == value)
-        ours = components[labels == value]
-        theirs = expected[labels == value]
-        assert len(np.unique(ours)) == count
-        # the two labellings are the same partition: a bijection between ids
-        pairs = set(zip(ours.tolist(), theirs.tolist(), strict=True))
-        assert len(pairs) == count
 
 
 # -- confidence -----------------------------------------------------------------------------------

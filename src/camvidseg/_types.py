@@ -6,6 +6,7 @@ Only numpy-level names live here so every layer can import them.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias, Union
 
 import numpy as np
@@ -24,6 +25,12 @@ Scores: TypeAlias = NDArray[np.float32]
 ConfidenceMap: TypeAlias = NDArray[np.float32]
 #: Colour table, shape ``(N, 3)``, dtype ``uint8``.
 ColorTable: TypeAlias = NDArray[np.uint8]
+#: A model as the tiling and TTA functions see it: images in, one ``(h, w, C)`` float32 scores
+#: array per image out, each at its image's size (see :func:`camvidseg.tiling.predict_tiled`).
+BatchPredict: TypeAlias = Callable[[Sequence[ImageArray]], Sequence[Scores]]
+#: Resizes an ``(H, W, 3)`` image to ``(height, width)``, e.g.
+#: :func:`camvidseg.imageio.resize_image` (Pillow, bilinear), the one the Segmenter uses.
+ImageResize: TypeAlias = Callable[[ImageArray, tuple[int, int]], ImageArray]
 #: Anything :func:`camvidseg.imageio.load_image` accepts.
 ImageLike: TypeAlias = Union["Image.Image", NDArray[np.uint8], str, "os.PathLike[str]"]
 

@@ -461,7 +461,7 @@ def write_report(result: EvaluationResult, folder: str | os.PathLike[str]) -> di
     Returns:
         ``{"metrics": ..., "table": ..., "confusion": ...}`` paths.
     """
-    from camvidseg.plotting import save_confusion_plot
+    from camvidseg.visualize import save_confusion_plot
 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)

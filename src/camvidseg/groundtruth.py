@@ -31,7 +31,7 @@ import attrs
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from camvidseg._types import UNLABELLED, LabelMap
+from camvidseg._types import LabelMap
 from camvidseg.exceptions import (
     CamVidSegError,
     ConfigError,
@@ -42,7 +42,7 @@ from camvidseg.exceptions import (
 )
 from camvidseg.imageio import pil_to_rgb_array
 from camvidseg.metrics import EvaluationProblem, ProblemKind
-from camvidseg.palette import CamVidPalette, get_grouping
+from camvidseg.palette import CamVidPalette, check_label_ids, get_grouping
 
 __all__ = [
     "LABEL_SUFFIXES",
@@ -123,17 +123,6 @@ def embedded_palette(colors: Sequence[int] | None) -> CamVidPalette | None:
     return None
 
 
-def _check_ids(labels: LabelMap, palette: CamVidPalette, path: Path) -> None:
-    counts = np.bincount(labels.reshape(-1), minlength=256)
-    bad = np.flatnonzero(counts[len(palette) : UNLABELLED]) + len(palette)
-    if bad.size:
-        shown = ", ".join(str(int(i)) for i in bad[:5])
-        raise InvalidLabelError(
-            f"{path}: holds ids that are not {palette.name} classes "
-            f"(0..{len(palette) - 1} or {UNLABELLED}): {shown}"
-        )
-
-
 def _colours_are_camvid32(image: Image.Image) -> bool:
     """Whether every colour an indexed image uses is a CamVid-32 colour (a palettised RGB label)."""
     table = image.getpalette()
@@ -154,6 +143,7 @@ def read_label_file(
     rgb_palette: CamVidPalette | None = None,
     index_palette: CamVidPalette | None = None,
     unknown: UnknownColors = "error",
+    use_embedded: bool = True,
 ) -> LabelFile:
     """Read a ground-truth or prediction label file.
 
@@ -170,6 +160,8 @@ def read_label_file(
             CamVid-11, the SegNet layout).
         unknown: RGB colours not in ``rgb_palette``: ``"error"`` raises, ``"void"`` maps them to
             Void.
+        use_embedded: Take the label set of an index file from the CamVid palette it embeds
+            (``False``: always ``index_palette``).
 
     Returns:
         The labels and the palette they belong to.
@@ -228,8 +220,10 @@ def read_label_file(
         except UnknownColorError as exc:
             raise UnknownColorError(f"{path}: {exc}") from None
         return LabelFile(decoded, rgb_palette, path, "rgb")
-    palette = embedded or index_palette
-    _check_ids(labels, palette, path)
+    palette = (embedded if use_embedded else None) or index_palette
+    if use_embedded and embedded is None:
+        log.debug("%s embeds no CamVid palette; reading its ids as %s", path, palette.name)
+    check_label_ids(np.bincount(labels.reshape(-1), minlength=256), palette, str(path))
     return LabelFile(labels, palette, path, "index")
 
 

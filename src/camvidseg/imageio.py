@@ -35,6 +35,7 @@ __all__ = [
     "load_label_png",
     "open_image",
     "read_label_png",
+    "resize_image",
     "save_image",
     "save_label_png",
     "to_rgb_array",
@@ -267,6 +268,22 @@ def _unidentified_reason(path: Path) -> str:
     return "not an image Pillow can read"
 
 
+def resize_image(image: ImageArray, size: tuple[int, int]) -> ImageArray:
+    """``image`` resized bilinearly (Pillow) to ``size = (height, width)``; itself if the same.
+
+    The resize the :class:`~camvidseg.Segmenter` uses before the model (``max_side``, TTA
+    scales); pass it as ``resize=`` to :func:`camvidseg.tta.predict_with_tta`.
+
+    Example:
+        >>> resize_image(np.zeros((4, 6, 3), np.uint8), (2, 3)).shape
+        (2, 3, 3)
+    """
+    if size == image.shape[:2]:
+        return image
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    return np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
 def load_image(source: ImageLike) -> ImageArray:
     """Read ``source`` (path, PIL image or array) as ``(H, W, 3)`` uint8 RGB."""
     return to_rgb_array(source)
@@ -334,20 +351,20 @@ def save_image(
     return path
 
 
-def label_image(labels: LabelMap, palette: CamVidPalette) -> Image.Image:
-    """An indexed (mode ``"P"``) Pillow image of ``labels`` with ``palette`` embedded."""
+def label_image(labels: LabelMap, palette: CamVidPalette, *, what: str = "labels") -> Image.Image:
+    """An indexed (mode ``"P"``) Pillow image of ``labels`` with ``palette`` embedded.
+
+    Raises:
+        InvalidLabelError: if ``labels`` holds ids the palette lacks (other than 255); the
+            message starts with ``what``.
+    """
+    from camvidseg.palette import check_label_ids
+
     if labels.dtype != np.uint8 or labels.ndim != 2:
         raise InvalidImageError(
             f"labels must be HxW uint8 (got shape {labels.shape}, dtype {labels.dtype})"
         )
-    present = np.unique(labels)
-    allowed = set(range(len(palette))) | {255}
-    unknown = [int(v) for v in present if int(v) not in allowed]
-    if unknown:
-        raise InvalidImageError(
-            f"label ids {unknown[:5]} are not classes of {palette.name} "
-            f"(0..{len(palette) - 1}, 255)"
-        )
+    check_label_ids(np.bincount(labels.reshape(-1), minlength=256), palette, what)
     image = Image.fromarray(labels, mode="P")
     image.putpalette(palette.to_pil_palette())
     return image
@@ -360,7 +377,7 @@ def save_label_png(path: str | os.PathLike[str], labels: LabelMap, palette: CamV
         InvalidImageError: if ``labels`` holds ids the palette lacks (other than 255).
     """
     path = Path(path)
-    image = label_image(labels, palette)
+    image = label_image(labels, palette, what=str(path))
     with atomic_write(path) as handle:
         image.save(handle, format="PNG", optimize=False)
     return path

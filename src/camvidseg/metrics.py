@@ -40,8 +40,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from camvidseg._types import UNLABELLED
-from camvidseg.exceptions import ConfigError, InvalidImageError, InvalidLabelError
-from camvidseg.palette import CamVidPalette, ClassGrouping, get_grouping
+from camvidseg.exceptions import ConfigError, InvalidImageError
+from camvidseg.palette import CamVidPalette, ClassGrouping, check_label_ids, get_grouping
 
 __all__ = [
     "ConfusionMatrix",
@@ -176,20 +176,11 @@ class ConfusionMatrix:
         key |= pred.reshape(-1)
         full = np.bincount(key, minlength=_NUM_KEYS).reshape(256, 256)
         n = len(self.palette)
-        self._check_ids(full.sum(axis=1), "ground truth")
-        self._check_ids(full.sum(axis=0), "prediction")
+        check_label_ids(full.sum(axis=1), self.palette, "ground truth")
+        check_label_ids(full.sum(axis=0), self.palette, "prediction")
         ids = [*range(n), UNLABELLED]
         self.counts += full[np.ix_(ids, ids)]
         self.num_images += 1
-
-    def _check_ids(self, per_id: NDArray[np.intp], what: str) -> None:
-        bad = np.flatnonzero(per_id[len(self.palette) : UNLABELLED]) + len(self.palette)
-        if bad.size:
-            shown = ", ".join(str(int(i)) for i in bad[:5])
-            raise InvalidLabelError(
-                f"{what} holds ids that are not classes of {self.palette.name} "
-                f"(0..{len(self.palette) - 1} or {UNLABELLED}): {shown}"
-            )
 
     def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
         """A new matrix holding both matrices' counts (e.g. from parallel workers).

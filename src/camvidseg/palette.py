@@ -7,14 +7,14 @@ decode with the same table that colours predictions.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 import numpy as np
 from numpy.typing import NDArray
 
 from camvidseg._types import UNLABELLED, ColorTable, ImageArray, LabelMap
-from camvidseg.exceptions import PaletteError, UnknownColorError
+from camvidseg.exceptions import InvalidLabelError, PaletteError, UnknownColorError
 from camvidseg.postprocess import ColorLookup
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "CamVidPalette",
     "ClassGrouping",
     "available_groupings",
+    "check_label_ids",
     "get_grouping",
     "register_grouping",
     "rgb_keys",
@@ -449,3 +450,37 @@ def available_groupings() -> tuple[str, ...]:
 
 
 register_grouping(ClassGrouping.from_mapping("merge", MERGE_32_TO_11))
+
+
+def check_label_ids(counts: NDArray[np.integer[Any]], palette: CamVidPalette, what: str) -> None:
+    """Raise unless every id present is a class of ``palette`` or 255 (unlabelled).
+
+    The one label-id check: reading label files, saving and loading label PNGs and counting
+    metrics all use it, so the message reads the same everywhere.
+
+    Args:
+        counts: Pixels per id ``0..255``, e.g. ``np.bincount(labels.reshape(-1), minlength=256)``
+            (callers that count anyway pass their counts).
+        palette: The label set the ids should belong to.
+        what: What holds the ids, for the message: a file path, ``"prediction"``, ...
+
+    Raises:
+        InvalidLabelError: naming ``what``, the label set and up to five offending ids.
+
+    Example:
+        >>> labels = np.array([[0, 11, 12, 255]], np.uint8)
+        >>> counts = np.bincount(labels.reshape(-1), minlength=256)
+        >>> try:
+        ...     check_label_ids(counts, CamVidPalette.camvid11(), "a.png")
+        ... except InvalidLabelError as exc:
+        ...     print(exc)
+        a.png holds ids that are not classes of camvid11 (0..11 or 255): 12
+    """
+    size = len(palette)
+    bad = np.flatnonzero(np.asarray(counts)[size:UNLABELLED]) + size
+    if bad.size:
+        shown = ", ".join(str(int(i)) for i in bad[:5])
+        raise InvalidLabelError(
+            f"{what} holds ids that are not classes of {palette.name} "
+            f"(0..{size - 1} or {UNLABELLED}): {shown}"
+        )

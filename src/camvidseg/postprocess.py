@@ -8,8 +8,8 @@ Tie rule everywhere: the first maximum in channel order wins (as :func:`numpy.ar
 
 The hot paths (:func:`labels_and_confidence`, :func:`colorize`, :func:`overlay`) avoid the obvious
 numpy expressions, which spend most of their time in per-pixel call overhead or float temporaries;
-each is tested for exact equality with its obvious twin in :mod:`camvidseg._reference`. The scripts
-in ``benchmarks/`` measure the difference.
+each is tested for exact equality with its obvious twin in ``tests/reference.py`` (which is not
+shipped in the wheel). The scripts in ``benchmarks/`` measure the difference.
 """
 
 from __future__ import annotations

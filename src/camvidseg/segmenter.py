@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import logging
+import functools
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
 
 from camvidseg import validators
 from camvidseg._types import (
-    UNLABELLED,
     ConfidenceMap,
     ImageArray,
     ImageLike,
@@ -25,19 +24,27 @@ from camvidseg._types import (
 from camvidseg.backends.base import Backend, LabelBackend, check_scores
 from camvidseg.backends.handles import DEFAULT_HANDLE, DEFAULT_TIMEOUT
 from camvidseg.cleanup import CleanupConfig
-from camvidseg.exceptions import BackendError, ConfigError, InvalidImageError
-from camvidseg.imageio import read_label_png, save_label_png, to_rgb_array
+from camvidseg.exceptions import BackendError, ConfigError, InvalidImageError, InvalidLabelError
+from camvidseg.groundtruth import read_label_file
+from camvidseg.imageio import resize_image, save_label_png, to_rgb_array
 from camvidseg.labelset import model_label_set
 from camvidseg.palette import CamVidPalette, get_grouping
 from camvidseg.postprocess import (
     ChannelLayout,
     labels_and_confidence,
     overlay,
-    resize_scores,
     to_class_scores,
 )
-from camvidseg.tiling import TileGrid, resize_score_rows
-from camvidseg.tta import TTAConfig
+from camvidseg.tiling import (
+    DEFAULT_BAND_BYTES,
+    Band,
+    choose_tile,
+    iter_score_bands,
+    labels_from_bands,
+    stack_bands,
+)
+from camvidseg.tta import TTAConfig, predict_with_tta, view_size
+from camvidseg.uncertainty import apply_min_confidence
 
 if TYPE_CHECKING:
     from camvidseg.backends.base import FeatureBackend
@@ -50,9 +57,12 @@ DEFAULT_MAX_PIXELS = 4096 * 4096
 #: Tile side used when tiling starts automatically.
 DEFAULT_TILE = 512
 #: Scores turned into labels at once while finalising a large image band by band.
-_BAND_BYTES = 64 * 2**20
+_BAND_BYTES = DEFAULT_BAND_BYTES
 
-log = logging.getLogger("camvidseg")
+#: What a Segmenter finalises: CamVid-32 labels, confidence, class scores (if asked for).
+_Labelled = tuple[LabelMap, ConfidenceMap, "Scores | None"]
+#: Guards the layout a Segmenter detects (rarely taken: once per Segmenter).
+_DETECT_LOCK = threading.Lock()
 
 
 def _check_result(instance: Segmentation, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -160,9 +170,9 @@ class Segmentation:
         return attrs.evolve(self, labels=cleanup.apply(self.labels))
 
     def with_min_confidence(self, threshold: float) -> Segmentation:
-        """Pixels with confidence below ``threshold`` become unlabelled (255)."""
-        labels = self.labels.copy()
-        labels[self.confidence < threshold] = UNLABELLED
+        """Pixels with confidence below ``threshold`` become unlabelled (255); see
+        :func:`camvidseg.uncertainty.apply_min_confidence`."""
+        labels = apply_min_confidence(self.labels, self.confidence, threshold)
         return attrs.evolve(self, labels=labels)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -194,8 +204,9 @@ class Segmentation:
             image: The segmented image, kept for :meth:`overlay`.
 
         Raises:
-            InvalidImageError: naming the file, if it is not an index PNG or holds ids the
-                palette lacks (other than 255).
+            InvalidImageError: naming the file, if it is not an index image (or cannot be read).
+            InvalidLabelError: naming the file, if it holds ids the palette lacks (other than
+                255).
 
         Example:
             >>> import os, tempfile
@@ -206,50 +217,120 @@ class Segmentation:
             >>> loaded.palette.name, loaded.labels.tolist()
             ('camvid11', [[3, 11, 255]])
         """
-        labels, embedded = read_label_png(path)
-        if palette is None:
-            palette = _builtin_palette_of(embedded)
-            if palette is None:
-                log.debug("%s embeds no CamVid palette; reading its ids as camvid32", path)
-                palette = CamVidPalette.camvid32()
-        present = np.unique(labels)
-        unknown = [int(v) for v in present if int(v) >= len(palette) and int(v) != UNLABELLED]
-        if unknown:
-            raise InvalidImageError(
-                f"{path}: label ids {unknown[:5]} are not classes of {palette.name} "
-                f"(expected 0..{len(palette) - 1} or {UNLABELLED}); pass palette= if the file "
-                "uses another label set"
+        forced = palette is not None
+        try:
+            read = read_label_file(
+                path,
+                label_format="index",
+                index_palette=palette if forced else CamVidPalette.camvid32(),
+                use_embedded=not forced,
             )
+        except InvalidLabelError as exc:
+            raise InvalidLabelError(
+                f"{exc}; pass palette= if the file uses another label set"
+            ) from None
+        labels = read.labels
         array = None if image is None else to_rgb_array(image)
-        return cls(
-            labels,
-            np.ones(labels.shape, np.float32),
-            palette,
-            image=array,
-            source=Path(path),
+        return cls(labels, np.ones(labels.shape, np.float32), read.palette, array, source=read.path)
+
+
+def _chunks(
+    images: Iterable[ImageLike], size: int
+) -> Iterator[list[tuple[ImageArray, Path | None]]]:
+    """``images`` as RGB arrays with the path each came from (if any), ``size`` at a time."""
+    chunk: list[tuple[ImageArray, Path | None]] = []
+    for image in images:
+        source = Path(image) if isinstance(image, (str, os.PathLike)) else None
+        chunk.append((to_rgb_array(image), source))
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _model_input(image: ImageArray, multiple: int) -> tuple[NDArray[np.float32], tuple[int, int]]:
+    """``image`` scaled to [0, 1] and edge-padded to a multiple of ``multiple``; its size before."""
+    array = image.astype(np.float32) / np.float32(255.0)
+    multiple = max(1, int(multiple))
+    pad_h, pad_w = -array.shape[0] % multiple, -array.shape[1] % multiple
+    if pad_h or pad_w:
+        array = np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return array, (int(image.shape[0]), int(image.shape[1]))
+
+
+def _batches_by_shape(
+    backend: Backend, images: Sequence[ImageArray]
+) -> Iterator[tuple[list[tuple[int, int, int]], NDArray[np.float32]]]:
+    """Model inputs of ``images`` stacked by shape (one model call each), with the
+    ``(index, height, width)`` of each input in the batch (the size before padding)."""
+    prepared = [_model_input(image, backend.input_multiple) for image in images]
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for index, (array, _) in enumerate(prepared):
+        by_shape.setdefault(array.shape, []).append(index)
+    for indices in by_shape.values():
+        batch = np.stack([prepared[i][0] for i in indices])
+        yield [(i, *prepared[i][1]) for i in indices], batch
+
+
+def _predict_images(
+    backend: Backend, images: Sequence[ImageArray], *, check: Callable[[int], object]
+) -> list[Scores]:
+    """Scores ``(h, w, C)`` of each image at its own size (padding cropped off); every batch's
+    channel count goes through ``check`` before any postprocessing."""
+    results: dict[int, Scores] = {}
+    for items, batch in _batches_by_shape(backend, images):
+        scores = check_scores(backend.predict(batch), batch.shape, backend.name)
+        # Channels contiguous, as models return them: reductions over the channels then round
+        # identically on a whole image and on its tiles (no-op for contiguous scores).
+        scores = np.ascontiguousarray(scores)
+        check(scores.shape[-1])  # e.g. reject odd channel counts
+        for k, (i, height, width) in enumerate(items):
+            results[i] = scores[k, :height, :width]
+    return [results[i] for i in range(len(images))]
+
+
+def _predict_labels(
+    backend: LabelBackend, layout: ChannelLayout, images: Sequence[ImageArray]
+) -> list[tuple[LabelMap, ConfidenceMap]]:
+    """Like :func:`_predict_images`, but the backend returns labels and confidence."""
+    results: dict[int, tuple[LabelMap, ConfidenceMap]] = {}
+    for items, batch in _batches_by_shape(backend, images):
+        labels, conf = backend.predict_labels(batch, layout)
+        for k, (i, height, width) in enumerate(items):
+            results[i] = (
+                np.ascontiguousarray(labels[k, :height, :width]),
+                np.ascontiguousarray(conf[k, :height, :width]),
+            )
+    return [results[i] for i in range(len(images))]
+
+
+def _labelled(
+    scores: Scores, layout_for: Callable[[int], ChannelLayout], return_scores: bool
+) -> _Labelled:
+    """Labels, confidence and (if asked for) class scores of ``(H, W, C)`` model scores."""
+    layout = layout_for(scores.shape[-1])
+    labels, conf = labels_and_confidence(scores, layout)
+    return labels, conf, to_class_scores(scores, layout) if return_scores else None
+
+
+def _check_fits(scores: Scores, image: ImageArray) -> None:
+    if scores.ndim != 3 or scores.shape[:2] != image.shape[:2]:
+        raise InvalidImageError(
+            f"scores must be (H, W, C) for an image of shape {image.shape} "
+            f"(got shape {scores.shape})"
         )
 
 
-def _builtin_palette_of(colors: NDArray[np.uint8] | None) -> CamVidPalette | None:
-    """The built-in palette whose colour table starts ``colors`` (an embedded PNG palette)."""
-    if colors is None:
-        return None
-    for candidate in (CamVidPalette.camvid32(), CamVidPalette.camvid11()):
-        size = len(candidate)
-        if len(colors) >= size and np.array_equal(colors[:size], candidate.colors):
-            return candidate
-    return None
-
-
-def _resized(image: ImageArray, size: tuple[int, int]) -> ImageArray:
-    """``image`` resized bilinearly (Pillow) to ``size = (height, width)``, if it differs."""
-    if size == image.shape[:2]:
-        return image
-    pil = Image.fromarray(np.ascontiguousarray(image))
-    return np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+def _fitting(channels: int, *layouts: ChannelLayout | None) -> ChannelLayout | None:
+    """The first of ``layouts`` for scores of ``channels`` channels, if any."""
+    return next((x for x in layouts if x is not None and x.num_channels == channels), None)
 
 
 _POSITIVE_OR_NONE = validators.optional(validators.int_range(1))
+_FRACTION_OR_NONE = validators.optional(validators.in_range(0, 1))
+_TTA_OR_NONE = validators.optional(validators.instance_of(TTAConfig, "a TTAConfig"))
+_CLEANUP_OR_NONE = validators.optional(validators.instance_of(CleanupConfig, "a CleanupConfig"))
 
 
 def _model_palette(segmenter: Segmenter) -> CamVidPalette:
@@ -259,7 +340,45 @@ def _model_palette(segmenter: Segmenter) -> CamVidPalette:
     return CamVidPalette.camvid32() if label_set is None else label_set.to_palette()
 
 
-@attrs.define
+#: A Segmenter's default label set: its backend's own (see :func:`_model_palette`).
+_MODEL_PALETTE = attrs.Factory(_model_palette, takes_self=True)
+
+
+def _check_palette(instance: Segmenter, attribute: attrs.Attribute[Any], value: Any) -> None:
+    source = _model_palette(instance)
+    if source.name == "camvid32" and value.name not in ("camvid32", "camvid11"):
+        raise ConfigError(f"palette must be camvid32 or camvid11 (got {value.name})")
+    if source.name != "camvid32" and value.names != source.names:
+        raise ConfigError(
+            f"palette {value.name} does not fit the model's own label set "
+            f"{source.name}: leave it out to use the model's classes"
+        )
+
+
+def _check_grouping(instance: Segmenter, attribute: attrs.Attribute[Any], value: str) -> None:
+    if instance.palette.name == "camvid11" and _model_palette(instance).name == "camvid32":
+        get_grouping(value)  # fail early on an unknown name
+
+
+def _check_overlap(instance: Segmenter, attribute: attrs.Attribute[Any], value: int) -> None:
+    validators.check_tile_overlap(instance.tile or DEFAULT_TILE, value)
+
+
+def _detect_layout(segmenter: Segmenter, channels: int) -> ChannelLayout:
+    """The layout of ``channels``-channel scores of the segmenter's backend: its label set's
+    (a head or an exported model), else detected from the channel count."""
+    label_set = model_label_set(segmenter.backend)
+    if label_set is None:
+        return ChannelLayout.detect(channels, drop_void=segmenter.drop_void)
+    if channels != label_set.channels:
+        raise BackendError(
+            f"{segmenter.backend.name} returned {channels} channels; its label set "
+            f"{label_set.describe()} has {label_set.channels}"
+        )
+    return label_set.channel_layout()
+
+
+@attrs.define(kw_only=True)
 class Segmenter:
     """Segments street-scene images with a backend (the real HRNet model, or a fake).
 
@@ -284,14 +403,14 @@ class Segmenter:
             ``None`` never tiles automatically.
         tta: Test-time augmentation: class probabilities are averaged over horizontal flips
             and scales (see :class:`~camvidseg.tta.TTAConfig`) before the argmax.
-        cleanup: Label-map cleanup (:class:`~camvidseg.cleanup.CleanupConfig`) run on the
-            labels of ``palette`` (after grouping to CamVid-11, so its ``classes`` are ids of
-            ``palette``) and before ``min_confidence``, which then abstains where the model's
-            own top-class confidence is low. ``confidence`` is not changed by the cleanup.
+        cleanup: Label-map cleanup (:class:`~camvidseg.cleanup.CleanupConfig`) of the labels of
+            ``palette`` (after grouping: its ``classes`` are ids of ``palette``), before
+            ``min_confidence`` abstains where the model is unsure; it leaves ``confidence`` as is.
         fused_labels: Let a :class:`~camvidseg.backends.LabelBackend` compute labels and
             confidence itself (e.g. inside the TF graph) when no scores are needed (no
-            ``return_scores``, no ``max_side`` resize, no TTA, no tiling); the results are
-            the same.
+            ``return_scores``, ``max_side``, TTA or tiling); the results are the same.
+        layout: Force the channel layout of the model's scores (default: detected from their
+            channel count, see :meth:`layout_for`).
 
     Example:
         >>> from camvidseg.testing import NearestColorBackend
@@ -301,48 +420,23 @@ class Segmenter:
         ([[17, 17], [17, 17]], {'Road': 1.0})
     """
 
-    backend: Backend
-    palette: CamVidPalette = attrs.field(
-        default=attrs.Factory(_model_palette, takes_self=True), kw_only=True
-    )
-    grouping: str = attrs.field(default="merge", kw_only=True)
-    max_side: int | None = attrs.field(default=None, kw_only=True, validator=_POSITIVE_OR_NONE)
-    batch_size: int = attrs.field(default=1, kw_only=True, validator=validators.int_range(1))
-    drop_void: bool = attrs.field(default=False, kw_only=True)
-    min_confidence: float | None = attrs.field(
-        default=None, kw_only=True, validator=validators.optional(validators.in_range(0, 1))
-    )
-    keep_image: bool = attrs.field(default=True, kw_only=True)
-    layout: ChannelLayout | None = attrs.field(default=None, kw_only=True)
-    tile: int | None = attrs.field(default=None, kw_only=True, validator=_POSITIVE_OR_NONE)
-    overlap: int = attrs.field(default=64, kw_only=True)
-    max_pixels: int | None = attrs.field(
-        default=DEFAULT_MAX_PIXELS, kw_only=True, validator=_POSITIVE_OR_NONE
-    )
-    tta: TTAConfig | None = attrs.field(
-        default=None,
-        kw_only=True,
-        validator=validators.optional(validators.instance_of(TTAConfig, "a TTAConfig")),
-    )
-    cleanup: CleanupConfig | None = attrs.field(
-        default=None,
-        kw_only=True,
-        validator=validators.optional(validators.instance_of(CleanupConfig, "a CleanupConfig")),
-    )
-    fused_labels: bool = attrs.field(default=True, kw_only=True)
-
-    def __attrs_post_init__(self) -> None:
-        source = _model_palette(self)
-        if source.name == "camvid32" and self.palette.name not in ("camvid32", "camvid11"):
-            raise ConfigError(f"palette must be camvid32 or camvid11 (got {self.palette.name})")
-        if source.name != "camvid32" and self.palette.names != source.names:
-            raise ConfigError(
-                f"palette {self.palette.name} does not fit the model's own label set "
-                f"{source.name}: leave it out to use the model's classes"
-            )
-        if self.palette.name == "camvid11" and source.name == "camvid32":
-            get_grouping(self.grouping)  # fail early on an unknown name
-        TileGrid.for_shape((1, 1), self.tile or DEFAULT_TILE, self.overlap)  # validates overlap
+    backend: Backend = attrs.field(kw_only=False)
+    palette: CamVidPalette = attrs.field(default=_MODEL_PALETTE, validator=_check_palette)
+    grouping: str = attrs.field(default="merge", validator=_check_grouping)
+    max_side: int | None = attrs.field(default=None, validator=_POSITIVE_OR_NONE)
+    batch_size: int = attrs.field(default=1, validator=validators.int_range(1))
+    drop_void: bool = False
+    min_confidence: float | None = attrs.field(default=None, validator=_FRACTION_OR_NONE)
+    keep_image: bool = True
+    layout: ChannelLayout | None = None
+    tile: int | None = attrs.field(default=None, validator=_POSITIVE_OR_NONE)
+    overlap: int = attrs.field(default=64, validator=_check_overlap)
+    max_pixels: int | None = attrs.field(default=DEFAULT_MAX_PIXELS, validator=_POSITIVE_OR_NONE)
+    tta: TTAConfig | None = attrs.field(default=None, validator=_TTA_OR_NONE)
+    cleanup: CleanupConfig | None = attrs.field(default=None, validator=_CLEANUP_OR_NONE)
+    fused_labels: bool = True
+    # Learnt from the first scores unless `layout` fits them; read through layout_for().
+    _detected: ChannelLayout | None = attrs.field(default=None, init=False, repr=False, eq=False)
 
     @classmethod
     def from_hub(
@@ -387,8 +481,6 @@ class Segmenter:
             return cls(attach_head(cast("FeatureBackend", backend), head), **options)
         return cls(backend, **options)
 
-    # -- public API ---------------------------------------------------------------------------
-
     def segment(self, image: ImageLike, *, return_scores: bool = False) -> Segmentation:
         """Segment one image (PIL image, ``HxWx3`` uint8 array, or path)."""
         return next(iter(self.segment_batch([image], return_scores=return_scores)))
@@ -400,9 +492,7 @@ class Segmenter:
         *,
         return_scores: bool = False,
     ) -> Iterator[Segmentation]:
-        """Segment many images lazily, in input order.
-
-        Images of different sizes are fine: each model call holds images of one size.
+        """Segment many images lazily, in input order (of any sizes: one model call per size).
 
         Args:
             images: Any iterable of images; consumed ``batch_size`` at a time.
@@ -411,15 +501,25 @@ class Segmenter:
         """
         size = self.batch_size if batch_size is None else batch_size
         validators.int_range(1).check(size, "batch_size")
-        chunk: list[tuple[ImageArray, Path | None]] = []
-        for image in images:
-            source = Path(image) if isinstance(image, (str, os.PathLike)) else None
-            chunk.append((to_rgb_array(image), source))
-            if len(chunk) == size:
-                yield from self._segment_chunk(chunk, return_scores)
-                chunk = []
-        if chunk:
+        for chunk in _chunks(images, size):
             yield from self._segment_chunk(chunk, return_scores)
+
+    def segment_video(
+        self,
+        source: str | os.PathLike[str] | Iterable[ImageLike],
+        *,
+        temporal: str | TemporalSmoothing | None = None,
+        **options: Any,
+    ) -> Iterator[Segmentation]:
+        """Segment a video file, a folder of frames or an iterable of images, frame by frame.
+
+        Delegates to :func:`camvidseg.video.segment_video` (``temporal="ema"`` averages class
+        probabilities over time; ``rate=``, ``frames=`` as there). Video files need the
+        ``video`` extra (PyAV).
+        """
+        from camvidseg.video import segment_video
+
+        return segment_video(self, source, temporal=temporal, **options)
 
     def predict_scores(self, images: Sequence[ImageArray]) -> list[Scores]:
         """Raw model probabilities ``(H, W, C)`` per image, at each image's own size.
@@ -429,34 +529,42 @@ class Segmenter:
         the scores are the average over the augmented views; images that need tiling are
         segmented tile by tile and blended (the full ``(H, W, C)`` array is still returned).
         """
-        results: list[Scores | None] = [None] * len(images)
-        whole = [i for i, image in enumerate(images) if self._tile_size(image) is None]
-        averaged = self._predict_views([images[i] for i in whole], self.max_side)
-        for i, scores in zip(whole, averaged, strict=True):
-            results[i] = scores
-        for i, image in enumerate(images):
-            if results[i] is None:
-                results[i] = resize_scores(self._model_scores(image), image.shape[:2])
-        return [r for r in results if r is not None]
+        tiled = [self._tile_size(image) is not None for image in images]
+        whole = [image for image, t in zip(images, tiled, strict=True) if not t]
+        scores = iter(self._predict_views(whole, self.max_side))
+        return [
+            stack_bands(self._score_bands(image), image.shape[:2]) if t else next(scores)
+            for image, t in zip(images, tiled, strict=True)
+        ]
+
+    def layout_for(self, channels: int) -> ChannelLayout:
+        """The channel layout in which this Segmenter reads scores of ``channels`` channels.
+
+        ``layout`` if it was given for that many channels, else the layout learnt from the
+        backend's scores, else the one detected from the channel count (with ``drop_void``).
+
+        Example:
+            >>> from camvidseg.testing import NearestColorBackend
+            >>> Segmenter(NearestColorBackend(), drop_void=True).layout_for(32).name
+            'void32-drop'
+        """
+        known = _fitting(channels, self.layout, self._detected)
+        return known or _detect_layout(self, channels)
 
     def needs_bands(self, image: ImageArray) -> bool:
         """Whether :meth:`segment` finalises ``image`` in row bands (it is tiled, or has more
-        than ``max_pixels`` pixels) rather than from one ``(H, W, C)`` scores array.
-
-        :meth:`predict_scores` followed by :meth:`from_scores` would hold that whole array; a
-        pipeline sends such images through :meth:`segment` instead.
+        than ``max_pixels`` pixels) rather than from one ``(H, W, C)`` scores array, which
+        :meth:`predict_scores` + :meth:`from_scores` would hold (a pipeline sends such images
+        through :meth:`segment` instead).
 
         Example:
             >>> from camvidseg.testing import NearestColorBackend
             >>> segmenter = Segmenter(NearestColorBackend(), max_pixels=100)
-            >>> segmenter.needs_bands(np.zeros((8, 8, 3), np.uint8))
-            False
-            >>> segmenter.needs_bands(np.zeros((8, 16, 3), np.uint8))
-            True
+            >>> [segmenter.needs_bands(np.zeros((8, w, 3), np.uint8)) for w in (8, 16)]
+            [False, True]
         """
-        too_large = (
-            self.max_pixels is not None and image.shape[0] * image.shape[1] > self.max_pixels
-        )
+        pixels = image.shape[0] * image.shape[1]
+        too_large = self.max_pixels is not None and pixels > self.max_pixels
         return too_large or self._tile_size(image) is not None
 
     def from_scores(
@@ -480,99 +588,69 @@ class Segmenter:
 
         Example:
             >>> from camvidseg.testing import NearestColorBackend
-            >>> segmenter = Segmenter(NearestColorBackend())
-            >>> sky = np.full((1, 2, 3), 128, np.uint8)
-            >>> scores = segmenter.predict_scores([sky])[0]
-            >>> segmenter.from_scores(sky, scores).labels.tolist()
+            >>> segmenter, sky = Segmenter(NearestColorBackend()), np.full((1, 2, 3), 128, np.uint8)
+            >>> segmenter.from_scores(sky, segmenter.predict_scores([sky])[0]).labels.tolist()
             [[21, 21]]
         """
-        if scores.ndim != 3 or scores.shape[:2] != image.shape[:2]:
-            raise InvalidImageError(
-                f"scores must be (H, W, C) for an image of shape {image.shape} "
-                f"(got shape {scores.shape})"
-            )
-        return self._finish(image, scores, source, return_scores)
-
-    # -- internals ----------------------------------------------------------------------------
+        _check_fits(scores, image)
+        return self._result(image, source, _labelled(scores, self.layout_for, return_scores))
 
     def _segment_chunk(
         self, chunk: list[tuple[ImageArray, Path | None]], return_scores: bool
     ) -> Iterator[Segmentation]:
         arrays = [array for array, _ in chunk]
         banded = [self.needs_bands(array) for array in arrays]
-        fused = (
-            self.backend if self.fused_labels and isinstance(self.backend, LabelBackend) else None
-        )
+        fused = self.backend if isinstance(self.backend, LabelBackend) else None
         # The layout is learnt from the first scores, so the first chunk takes the score path.
         # Anything that needs scores (TTA averaging, tile blending, resizing back) takes it too.
+        layout = self._detected if self._detected is not None else self.layout
         if (
             fused is not None
-            and self.layout is not None
+            and self.fused_labels
+            and layout is not None
             and not return_scores
             and not self.max_side
             and self.tta is None
             and not any(banded)
         ):
             # The backend computes labels and confidence where the scores are (5 bytes/pixel).
-            pairs = self._predict_labels(fused, self.layout, arrays)
+            pairs = _predict_labels(fused, layout, arrays)
             for (array, source), (labels, conf) in zip(chunk, pairs, strict=True):
-                yield self._result(array, labels, conf, None, source)
+                yield self._result(array, source, (labels, conf, None))
             return
-        scores = iter(
-            self.predict_scores([a for a, b in zip(arrays, banded, strict=True) if not b])
-        )
+        whole = [array for array, band in zip(arrays, banded, strict=True) if not band]
+        scores = iter(self.predict_scores(whole))
         for (array, source), band in zip(chunk, banded, strict=True):
-            if band:
-                yield self._segment_banded(array, source, return_scores)
-            else:
-                yield self._finish(array, next(scores), source, return_scores)
-
-    def _predict_labels(
-        self, backend: LabelBackend, layout: ChannelLayout, images: Sequence[ImageArray]
-    ) -> list[tuple[LabelMap, ConfidenceMap]]:
-        """Like :meth:`predict_scores`, but the backend returns labels and confidence."""
-        prepared = [self._model_input(image) for image in images]
-        results: list[tuple[LabelMap, ConfidenceMap] | None] = [None] * len(images)
-        by_shape: dict[tuple[int, ...], list[int]] = {}
-        for index, (array, _) in enumerate(prepared):
-            by_shape.setdefault(array.shape, []).append(index)
-        for indices in by_shape.values():
-            batch = np.stack([prepared[i][0] for i in indices])
-            labels, conf = backend.predict_labels(batch, layout)
-            for k, i in enumerate(indices):
-                height, width = prepared[i][1]
-                results[i] = (
-                    np.ascontiguousarray(labels[k, :height, :width]),
-                    np.ascontiguousarray(conf[k, :height, :width]),
+            if band:  # finalised one row band at a time: no (H, W, C) array of the whole image
+                labelled = labels_from_bands(
+                    self._score_bands(array),
+                    array.shape[:2],
+                    self.layout_for,
+                    return_scores=return_scores,
+                    band_bytes=_BAND_BYTES,
                 )
-        return [r for r in results if r is not None]
+            else:
+                labelled = _labelled(next(scores), self.layout_for, return_scores)
+            yield self._result(array, source, labelled)
 
-    def _finish(
-        self, image: ImageArray, scores: Scores, source: Path | None, return_scores: bool
-    ) -> Segmentation:
-        layout = self._layout_for(scores.shape[-1])
-        labels, conf = labels_and_confidence(scores, layout)
-        class_scores = to_class_scores(scores, layout) if return_scores else None
-        return self._result(image, labels, conf, class_scores, source)
+    def _learn_layout(self, channels: int) -> None:
+        """Note the layout of the backend's scores, once, under a lock (threads share it)."""
+        with _DETECT_LOCK:
+            if _fitting(channels, self.layout, self._detected) is None:
+                self._detected = _detect_layout(self, channels)
 
-    def _result(
-        self,
-        image: ImageArray,
-        labels: LabelMap,
-        conf: ConfidenceMap,
-        class_scores: Scores | None,
-        source: Path | None,
-    ) -> Segmentation:
-        model_palette = _model_palette(self)
-        result = Segmentation(
-            labels,
-            conf,
-            model_palette,
-            image=image if self.keep_image else None,
-            scores=class_scores,
-            source=source,
-        )
-        if self.palette.name != model_palette.name:
+    def _predict_views(
+        self, images: Sequence[ImageArray], max_side: int | None = None
+    ) -> list[Scores]:
+        """Scores at each image's own size, averaged over the TTA views (the tiling callback)."""
+        predict = functools.partial(_predict_images, self.backend, check=self._learn_layout)
+        return predict_with_tta(images, predict, self.tta, max_side=max_side, resize=resize_image)
+
+    def _result(self, image: ImageArray, source: Path | None, labelled: _Labelled) -> Segmentation:
+        (labels, conf, scores), kept = labelled, image if self.keep_image else None
+        model = _model_palette(self)
+        result = Segmentation(labels, conf, model, image=kept, scores=scores, source=source)
+        if self.palette.name != model.name:
             result = result.to_camvid11(self.grouping)
         # Cleanup first: it only ever sees class ids, so abstaining (255) is never smoothed over.
         if self.cleanup is not None:
@@ -581,207 +659,20 @@ class Segmenter:
             result = result.with_min_confidence(self.min_confidence)
         return result
 
-    def _layout_for(self, channels: int) -> ChannelLayout:
-        if self.layout is None or self.layout.num_channels != channels:
-            label_set = model_label_set(self.backend)
-            if label_set is None:
-                self.layout = ChannelLayout.detect(channels, drop_void=self.drop_void)
-            elif channels != label_set.channels:
-                raise BackendError(
-                    f"{self.backend.name} returned {channels} channels; its label set "
-                    f"{label_set.describe()} has {label_set.channels}"
-                )
-            else:
-                self.layout = label_set.channel_layout()
-        return self.layout
-
-    def _model_size(
-        self, shape: tuple[int, ...], limit_side: int | None, scale: float = 1.0
-    ) -> tuple[int, int]:
-        """``(height, width)`` the model sees: limited to ``limit_side``, then times ``scale``."""
-        height, width = int(shape[0]), int(shape[1])
-        factor = scale
-        if limit_side is not None and max(height, width) > limit_side:
-            factor = limit_side / max(height, width) * scale
-        if factor == 1.0:
-            return height, width
-        return max(1, round(height * factor)), max(1, round(width * factor))
-
-    def _model_input(
-        self,
-        image: ImageArray,
-        limit_side: int | None = None,
-        scale: float = 1.0,
-        flip: bool = False,
-    ) -> tuple[NDArray[np.float32], tuple[int, int]]:
-        """Resize (``limit_side``, ``scale``), flip, scale to [0, 1], pad to the backend's multiple.
-
-        Returns the model input and its size before padding.
-        """
-        size = self._model_size(image.shape, limit_side, scale)
-        image = _resized(image[:, ::-1] if flip else image, size)
-        array = image.astype(np.float32) / np.float32(255.0)
-        size_before_padding = (int(array.shape[0]), int(array.shape[1]))
-        multiple = max(1, int(self.backend.input_multiple))
-        pad_h, pad_w = -array.shape[0] % multiple, -array.shape[1] % multiple
-        if pad_h or pad_w:
-            array = np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-        return array, size_before_padding
-
-    def _run_model(
-        self, prepared: Sequence[tuple[NDArray[np.float32], tuple[int, int]]]
-    ) -> list[Scores]:
-        """Model scores of prepared inputs (one call per input shape), padding cropped off."""
-        results: list[Scores | None] = [None] * len(prepared)
-        by_shape: dict[tuple[int, ...], list[int]] = {}
-        for index, (array, _) in enumerate(prepared):
-            by_shape.setdefault(array.shape, []).append(index)
-        for indices in by_shape.values():
-            batch = np.stack([prepared[i][0] for i in indices])
-            for i, scores in zip(indices, self._predict(batch), strict=True):
-                height, width = prepared[i][1]
-                results[i] = scores[:height, :width]
-        return [r for r in results if r is not None]
-
-    def _predict_views(self, images: Sequence[ImageArray], limit_side: int | None) -> list[Scores]:
-        """Scores ``(H, W, C)`` at each image's own size, averaged over the TTA views.
-
-        Each view is resized (``limit_side``, then its scale) and maybe flipped; its scores are
-        flipped back and resized to the image's size before the running average, which is
-        exact when all views agree.
-        """
-        views = ((1.0, False),) if self.tta is None else self.tta.views()
-        means: list[Scores] = []
-        for count, (scale, flip) in enumerate(views, start=1):
-            prepared = [self._model_input(image, limit_side, scale, flip) for image in images]
-            for i, scores in enumerate(self._run_model(prepared)):
-                if flip:
-                    scores = scores[:, ::-1]
-                scores = resize_scores(scores, (images[i].shape[0], images[i].shape[1]))
-                if count == 1:
-                    means.append(scores)
-                else:
-                    means[i] = means[i] + (scores - means[i]) * np.float32(1.0 / count)
-        return means
-
     def _tile_size(self, image: ImageArray) -> int | None:
         """Tile side for ``image`` (at model resolution), or ``None`` to run it whole."""
-        if self.tile is not None:
-            return self.tile
-        height, width = self._model_size(image.shape, self.max_side)
-        if self.max_pixels is not None and height * width > self.max_pixels:
-            return DEFAULT_TILE
-        return None
+        size = view_size(image.shape, max_side=self.max_side)
+        return choose_tile(size, self.tile, max_pixels=self.max_pixels, default=DEFAULT_TILE)
 
-    def _score_bands(self, image: ImageArray) -> Iterator[tuple[int, int, Scores]]:
-        """Model-resolution scores of ``image`` (after ``max_side``) as ``(y0, y1, band)``.
-
-        Tiled images are processed one tile row at a time: tile scores are blended into an
-        accumulator one tile row tall with a running weighted mean (exact where tiles agree),
-        and the rows no later tile touches are yielded. A yielded band is only valid until the
-        next one is requested.
-        """
-        size = self._model_size(image.shape, self.max_side)
-        model_image = _resized(image, size)
-        tile = self._tile_size(image)
-        if tile is None:
-            yield 0, size[0], self._predict_views([model_image], None)[0]
-            return
-        grid = TileGrid.for_shape(size, tile, self.overlap)
-        band_height = grid.rows[0][1] - grid.rows[0][0]
-        total = np.zeros((band_height, size[1]), dtype=np.float32)
-        acc: Scores | None = None
-        for i, (y0, y1) in enumerate(grid.rows):
-            tiles = [model_image[y0:y1, x0:x1] for x0, x1 in grid.cols]
-            for first in range(0, len(tiles), self.batch_size):
-                chunk = tiles[first : first + self.batch_size]
-                for j, scores in enumerate(self._predict_views(chunk, None), start=first):
-                    x0, x1 = grid.cols[j]
-                    if acc is None:
-                        acc = np.zeros((band_height, size[1], scores.shape[-1]), np.float32)
-                    weight = grid.weights(i, j)
-                    seen = total[:, x0:x1] + weight
-                    share = weight / seen
-                    region = acc[:, x0:x1]
-                    region += share[..., None] * (scores - region)
-                    total[:, x0:x1] = seen
-            assert acc is not None
-            stop = grid.rows[i + 1][0] if i + 1 < len(grid.rows) else y1
-            yield y0, stop, acc[: stop - y0]
-            # Rows from `stop` on are shared with the next tile row: move them to the top.
-            keep = y1 - stop
-            acc[:keep] = acc[stop - y0 :]
-            acc[keep:] = 0.0
-            total[:keep] = total[stop - y0 :]
-            total[keep:] = 0.0
-
-    def _model_scores(self, image: ImageArray) -> Scores:
-        """All of :meth:`_score_bands` in one ``(h, w, C)`` array (at model resolution)."""
-        out: Scores | None = None
-        for y0, y1, band in self._score_bands(image):
-            if out is None:
-                height, width = self._model_size(image.shape, self.max_side)
-                out = np.empty((height, width, band.shape[-1]), np.float32)
-            out[y0:y1] = band
-        assert out is not None
-        return out
-
-    def _segment_banded(
-        self, image: ImageArray, source: Path | None, return_scores: bool
-    ) -> Segmentation:
-        """Segment a tiled or very large image, finalising labels one row band at a time."""
-        height, width = image.shape[:2]
-        labels = np.empty((height, width), np.uint8)
-        conf = np.empty((height, width), np.float32)
-        classes = len(_model_palette(self))
-        class_scores = np.empty((height, width, classes), np.float32) if return_scores else None
-
-        def finish(y0: int, y1: int, band: Scores) -> None:
-            layout = self._layout_for(band.shape[-1])
-            # In chunks of rows, so the argmax's temporaries stay small next to the band.
-            step = max(1, _BAND_BYTES // (width * band.shape[-1] * 4))
-            for top in range(0, y1 - y0, step):
-                rows = band[top : top + step]
-                y = y0 + top
-                labels[y : y + len(rows)], conf[y : y + len(rows)] = labels_and_confidence(
-                    rows, layout
-                )
-                if class_scores is not None:
-                    class_scores[y : y + len(rows)] = to_class_scores(rows, layout)
-
-        if self._model_size(image.shape, self.max_side) == (height, width):
-            for y0, y1, band in self._score_bands(image):
-                finish(y0, y1, band)
-        else:
-            # max_side: scores at model resolution are small; resize them back band by band.
-            model = self._model_scores(image)
-            rows = max(1, _BAND_BYTES // (width * model.shape[-1] * 4))
-            for y0 in range(0, height, rows):
-                y1 = min(height, y0 + rows)
-                finish(y0, y1, resize_score_rows(model, (height, width), y0, y1))
-        return self._result(image, labels, conf, class_scores, source)
-
-    def _predict(self, batch: NDArray[np.float32]) -> Scores:
-        scores = check_scores(self.backend.predict(batch), batch.shape, self.backend.name)
-        # Channels contiguous, as models return them: reductions over the channels then round
-        # identically on a whole image and on its tiles (no-op for contiguous scores).
-        scores = np.ascontiguousarray(scores)
-        self._layout_for(scores.shape[-1])  # reject odd channel counts before any postprocessing
-        return scores
-
-    def segment_video(
-        self,
-        source: str | os.PathLike[str] | Iterable[ImageLike],
-        *,
-        temporal: str | TemporalSmoothing | None = None,
-        **options: Any,
-    ) -> Iterator[Segmentation]:
-        """Segment a video file, a folder of frames or an iterable of images, frame by frame.
-
-        Delegates to :func:`camvidseg.video.segment_video` (``temporal="ema"`` averages class
-        probabilities over time; ``rate=``, ``frames=`` as there). Video files need the
-        ``video`` extra (PyAV).
-        """
-        from camvidseg.video import segment_video
-
-        return segment_video(self, source, temporal=temporal, **options)
+    def _score_bands(self, image: ImageArray) -> Iterator[Band]:
+        """Scores of ``image`` at its size as row bands (see :func:`~.tiling.iter_score_bands`)."""
+        return iter_score_bands(
+            image,
+            self._predict_views,
+            tile=self._tile_size(image),
+            overlap=self.overlap,
+            batch_size=self.batch_size,
+            model_size=view_size(image.shape, max_side=self.max_side),
+            resize=resize_image,
+            band_bytes=_BAND_BYTES,
+        )

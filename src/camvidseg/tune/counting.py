@@ -20,9 +20,8 @@ from camvidseg.cleanup import (
 )
 from camvidseg.exceptions import (
     InvalidImageError,
-    InvalidLabelError,
 )
-from camvidseg.palette import CamVidPalette
+from camvidseg.palette import CamVidPalette, check_label_ids
 
 __all__ = ["ThresholdCounter", "cleaned_variants", "threshold_confusions"]
 
@@ -85,12 +84,8 @@ class ThresholdCounter:
 
     def _index(self, labels: LabelMap, what: str) -> NDArray[np.int32]:
         index = self._lut[labels.reshape(-1)]
-        if index.size and int(index.max()) > self._n:
-            bad = np.unique(labels.reshape(-1)[index > self._n])
-            raise InvalidLabelError(
-                f"{what} holds ids that are not classes of {self.palette.name} "
-                f"(0..{self._n - 1} or {UNLABELLED}): {', '.join(str(int(b)) for b in bad[:5])}"
-            )
+        if index.size and int(index.max()) > self._n:  # an id outside the palette: say which
+            check_label_ids(np.bincount(labels.reshape(-1), minlength=256), self.palette, what)
         return index
 
     def counts(self, prediction: LabelMap) -> NDArray[np.int64]:

@@ -28,7 +28,6 @@ from camvidseg.imageio import open_image
 from camvidseg.labelset import model_label_set
 from camvidseg.metrics import EvaluationProblem
 from camvidseg.palette import CamVidPalette
-from camvidseg.postprocess import ChannelLayout
 from camvidseg.predcache import (
     IDENTITY_VIEW,
     PredictionCache,
@@ -170,9 +169,7 @@ class Predictor:
         arrays = [open_image(entry.pair.source).array for entry in entries]
         out = []
         for entry, scores in zip(entries, segmenter.predict_scores(arrays), strict=True):
-            layout = segmenter.layout
-            if layout is None or layout.num_channels != scores.shape[-1]:
-                layout = ChannelLayout.detect(scores.shape[-1], drop_void=segmenter.drop_void)
+            layout = segmenter.layout_for(scores.shape[-1])
             prediction = ViewPrediction.from_scores(scores, layout, self._cache.top_k)
             self._cache.store(entry.image_hash, view, prediction)
             self.computed += 1

@@ -22,14 +22,13 @@ from pathlib import Path
 import attrs
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from camvidseg.imageio import save_image
 from camvidseg.metrics import ConfusionMatrix
+from camvidseg.visualize._text import load_font, text_size, vertical_text
 
 __all__ = ["ConfusionPlot", "render_confusion", "save_confusion_plot", "shade"]
-
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 #: Sequential white-to-blue ramp (anchors at 0, 0.25, 0.5, 0.75, 1).
 _RAMP = np.array(
@@ -56,29 +55,6 @@ def shade(value: float) -> tuple[int, int, int]:
     rgb = _RAMP[low] * (1 - weight) + _RAMP[low + 1] * weight
     r, g, b = (round(float(v)) for v in rgb)
     return (r, g, b)
-
-
-def _font(size: int) -> Font:
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, ValueError, OSError):  # Pillow without FreeType: fixed bitmap font
-        return ImageFont.load_default()
-
-
-def _text_size(font: Font, text: str) -> tuple[int, int]:
-    left, top, right, bottom = font.getbbox(text)
-    return (int(np.ceil(right - left)), int(np.ceil(bottom - min(top, 0))))
-
-
-def _vertical_text(
-    canvas: Image.Image, xy: tuple[int, int], text: str, font: Font, fill: tuple[int, int, int]
-) -> None:
-    """Draw ``text`` rotated 90 degrees (reading bottom to top), its bottom-left at ``xy``."""
-    width, height = _text_size(font, text)
-    mask = Image.new("L", (width + 2, height + 2), 0)
-    ImageDraw.Draw(mask).text((1, 1), text, fill=255, font=font)
-    rotated = mask.rotate(90, expand=True)
-    canvas.paste(fill, (xy[0], xy[1] - rotated.height), rotated)
 
 
 @attrs.frozen(eq=False)
@@ -124,8 +100,8 @@ def render_confusion(
         The plot and its layout.
     """
     cell = max(12, int(cell))
-    font = _font(font_size)
-    small = _font(max(8, font_size - 2))
+    font = load_font(font_size)
+    small = load_font(max(8, font_size - 2))
     result = confusion.compute()
     scored = list(confusion.scored_ids)
     rows = tuple(confusion.palette.names[i] for i in scored)
@@ -140,17 +116,17 @@ def render_confusion(
         f"mIoU {'n/a' if result.miou is None else f'{100 * result.miou:.1f}%'}"
     )
     subtitle = "rows: ground truth (% of its pixels) - columns: prediction"
-    line_height = _text_size(font, "Ag")[1] + 4
-    row_label_width = max(_text_size(font, name)[0] for name in rows) + 8
-    column_label_height = max(_text_size(font, name)[0] for name in columns) + 8
-    iou_width = max(_text_size(font, "100.0")[0], _text_size(font, "IoU %")[0]) + 12
+    line_height = text_size(font, "Ag")[1] + 4
+    row_label_width = max(text_size(font, name)[0] for name in rows) + 8
+    column_label_height = max(text_size(font, name)[0] for name in columns) + 8
+    iou_width = max(text_size(font, "100.0")[0], text_size(font, "IoU %")[0]) + 12
     left = _MARGIN + row_label_width
     top = _MARGIN + 2 * line_height + column_label_height
     width = left + len(columns) * cell + iou_width + _MARGIN
     width = max(
         width,
-        _MARGIN * 2 + _text_size(font, heading)[0],
-        _MARGIN * 2 + _text_size(font, subtitle)[0],
+        _MARGIN * 2 + text_size(font, heading)[0],
+        _MARGIN * 2 + text_size(font, subtitle)[0],
     )
     height = top + len(rows) * cell + _MARGIN
 
@@ -159,15 +135,15 @@ def render_confusion(
     draw.text((_MARGIN, _MARGIN), heading, fill=_TEXT, font=font)
     draw.text((_MARGIN, _MARGIN + line_height), subtitle, fill=_TEXT, font=small)
     for column, name in enumerate(columns):
-        _, label_height = _text_size(font, name)
+        _, label_height = text_size(font, name)
         x = left + column * cell + (cell - label_height) // 2
-        _vertical_text(image, (x, top - 4), name, font, _TEXT)
+        vertical_text(image, (x, top - 4), name, font, _TEXT)
     iou_x = left + len(columns) * cell + 6
     draw.text((iou_x, top - line_height), "IoU %", fill=_TEXT, font=font)
 
     for row, name in enumerate(rows):
         y = top + row * cell
-        text_w, text_h = _text_size(font, name)
+        text_w, text_h = text_size(font, name)
         draw.text((left - 6 - text_w, y + (cell - text_h) // 2), name, fill=_TEXT, font=font)
         iou = result.iou[row]
         iou_text = "n/a" if iou is None else f"{100 * iou:.1f}"
@@ -180,7 +156,7 @@ def render_confusion(
             if np.isnan(value) or value < 0.005:
                 continue
             label = f"{round(100 * value)}" if value >= 0.01 else "<1"
-            label_w, label_h = _text_size(small, label)
+            label_w, label_h = text_size(small, label)
             color = (255, 255, 255) if value > 0.5 else _TEXT
             draw.text(
                 (x + (cell - label_w) // 2, y + (cell - label_h) // 2),

@@ -4,7 +4,8 @@ Each function here is the straightforward numpy expression of what its fast twin
 kept deliberately simple so that it is evidently right. Tests assert that every fast path in
 :mod:`camvidseg.postprocess` and :class:`camvidseg.palette.CamVidPalette` returns exactly what these
 return (confidence within :data:`camvidseg.postprocess.CONFIDENCE_RTOL`); the scripts in
-``benchmarks/`` report how much faster the fast paths are.
+``benchmarks/`` report how much faster the fast paths are. The module lives with the tests, not
+in the package (the wheel does not ship it); benchmarks import it from the repository root.
 """
 
 from __future__ import annotations
