@@ -22,6 +22,8 @@ The file is a JSON object; every key is optional except that unknown keys are re
       "cleanup": {"opening": 0, "closing": 0, "shape": "square", "min_region": 64,
                   "connectivity": 8, "majority": 3, "classes": null},
       "min_confidence": null,
+      "precision": "fp32",
+      "threads": null,
       "description": "tuned on 233 images"
     }
 
@@ -44,6 +46,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 import attrs
 
+from camvidseg.backends.precision import PRECISIONS, check_precision
 from camvidseg.cleanup import SHAPES, CleanupConfig
 from camvidseg.exceptions import ConfigError
 from camvidseg.imageio import atomic_write
@@ -110,6 +113,8 @@ _TOP_LEVEL: _Schema = {
     "tta": ('an object {"flip": bool, "scales": [numbers]} or null', _or_null(_is_mapping)),
     "cleanup": ("an object (cleanup options) or null", _or_null(_is_mapping)),
     "min_confidence": ("a number in [0, 1] or null", _or_null(_is_number)),
+    "precision": (f"one of {', '.join(PRECISIONS)}", lambda v: v in PRECISIONS),
+    "threads": ("an integer >= 1 or null", _or_null(_is_int)),
     "description": ("a string", _is_str),
 }
 _CLEANUP: _Schema = {
@@ -217,6 +222,11 @@ def _to_min_confidence(value: object) -> object:
     return float(value) if _is_number(value) else value
 
 
+def _check_precision(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    del instance, attribute
+    check_precision(value)
+
+
 def _check_type(kind: type, what: str) -> Callable[[object, attrs.Attribute[Any], object], None]:
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         del instance
@@ -245,6 +255,9 @@ class SegmentConfig:
         min_confidence: Pixels whose top-class confidence is lower become unlabelled (255),
             after the cleanup. Under the evaluation protocol an abstained pixel is a miss, so
             this can never raise pixel accuracy.
+        precision: Inference precision, ``"fp32"`` (default) or ``"bf16"`` (CPUs with
+            avx512_bf16 or AMX; an error elsewhere). Set explicitly for every backend.
+        threads: Inference threads (``None``: the backend's default, all cores).
         description: Free text (``camvidseg tune`` records what it measured).
     """
 
@@ -262,6 +275,8 @@ class SegmentConfig:
     min_confidence: float | None = attrs.field(
         default=None, converter=_to_min_confidence, validator=_check_min_confidence
     )
+    precision: str = attrs.field(default="fp32", validator=_check_precision)
+    threads: int | None = attrs.field(default=None, validator=_positive_or_none)
     description: str = attrs.field(default="", validator=_check_type(str, "a string"))
 
     def __attrs_post_init__(self) -> None:
@@ -295,6 +310,8 @@ class SegmentConfig:
             "tta": None if self.tta is None else self.tta.to_dict(),
             "cleanup": self.cleanup.to_dict(),
             "min_confidence": self.min_confidence,
+            "precision": self.precision,
+            "threads": self.threads,
             "description": self.description,
         }
 
@@ -381,6 +398,8 @@ class SegmentConfig:
         if backend is not None:
             return Segmenter(backend, **merged)
         handle = self.model or default_model or DEFAULT_HANDLE
+        merged.setdefault("precision", self.precision)
+        merged.setdefault("threads", self.threads)
         return Segmenter.from_hub(handle, **merged)
 
 

@@ -330,25 +330,45 @@ class Segmenter:
         cache_dir: str | os.PathLike[str] | None = None,
         timeout: float = 30.0,
         input_multiple: int = 1,
+        precision: str = "fp32",
+        threads: int | None = None,
         **options: Any,
     ) -> Segmenter:
         """Load the HRNet CamVid model with tensorflow_hub and wrap it.
 
         Args:
-            handle: tfhub.dev URL (default), Kaggle Models handle, or a local SavedModel folder.
+            handle: tfhub.dev URL (default), Kaggle Models handle, a local SavedModel folder, or
+                an OpenVINO IR folder from ``camvidseg model convert`` (run by OpenVINO, without
+                TensorFlow).
             cache_dir: TF Hub cache (default ``$TFHUB_CACHE_DIR``, else ``$TMPDIR/tfhub_modules``).
             timeout: Seconds a network read may stall before the load fails.
             input_multiple: Pad inputs so H and W are multiples of this (1: any size).
+            precision: ``"fp32"`` (default) or ``"bf16"`` (CPUs with avx512_bf16 or AMX).
+            threads: Inference threads (default: the backend's, all cores).
             **options: Passed to :class:`Segmenter` (``max_side``, ``batch_size``, ...).
 
         Raises:
             ModelLoadError: when the model cannot be found or loaded; the message lists what was
                 tried and how to point at a local copy or a cache folder.
+            ConfigError: for bf16 on a CPU without native bfloat16.
         """
+        # feat-openvino stand-in until backends.open_backend (issue 10) lands: an OpenVINO IR
+        # folder is recognised from its files and never imports TensorFlow.
+        from camvidseg.backends.openvino import OpenVINOBackend, is_openvino_folder
+
+        if is_openvino_folder(handle):
+            return cls(
+                OpenVINOBackend.load(handle, precision=precision, threads=threads), **options
+            )
         from camvidseg.backends.tfhub import TFHubBackend
 
         backend = TFHubBackend.load(
-            os.fspath(handle), cache_dir=cache_dir, timeout=timeout, input_multiple=input_multiple
+            os.fspath(handle),
+            cache_dir=cache_dir,
+            timeout=timeout,
+            input_multiple=input_multiple,
+            precision=precision,
+            threads=threads,
         )
         return cls(backend, **options)
 

@@ -612,6 +612,8 @@ class TFHubBackend:
         timeout: float = DEFAULT_TIMEOUT,
         input_multiple: int = 1,
         jit_compile: bool = True,
+        precision: str = "fp32",
+        threads: int | None = None,
     ) -> TFHubBackend:
         """Load the model from a URL, a Kaggle Models handle or a local SavedModel folder.
 
@@ -622,13 +624,22 @@ class TFHubBackend:
             timeout: Seconds a network read may stall before giving up.
             input_multiple: See the class docstring.
             jit_compile: See the class docstring.
+            precision: ``"fp32"`` or ``"bf16"``; TensorFlow's setting is process-wide (see
+                :func:`camvidseg.backends.precision.configure_tensorflow`).
+            threads: TensorFlow's intra-op threads (default: all cores).
 
         Raises:
             ModelLoadError: listing what was tried and how to point at a local copy.
+            ConfigError: for bf16 on a CPU without native bfloat16.
         """
+        from camvidseg.backends.precision import check_settings, configure_tensorflow
+
         handle = str(handle)
         started = time.monotonic()
+        check_settings(precision, threads, "TensorFlow")
         folder = fetch(handle, cache_dir=cache_dir, timeout=timeout)
+        _import_tf()  # before configuring it: TF's start-up output goes to the debug log
+        configure_tensorflow(precision, threads)
         model = load_savedmodel(folder, handle)
         log.info("loaded %s in %.1f s", handle, time.monotonic() - started)
         return cls(model, handle, input_multiple=input_multiple, jit_compile=jit_compile)

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 #: Options of ``add_model_options`` whose built-in default is applied after the config file.
-_DEFERRED = ("model", "classes", "max_side")
+_DEFERRED = ("model", "classes", "max_side", "precision")
 
 
 def scale_list(text: str) -> tuple[float, ...]:
@@ -165,6 +165,10 @@ def config_from_args(args: argparse.Namespace) -> SegmentConfig:
         changes["classes"] = int(args.classes)
     if args.max_side is not None:
         changes["max_side"] = args.max_side
+    if getattr(args, "precision", None) is not None:
+        changes["precision"] = args.precision
+    if getattr(args, "threads", None) is not None:
+        changes["threads"] = args.threads
     if args.tile is not None:
         changes["tile"] = args.tile or None
     if args.overlap is not None:
@@ -208,6 +212,8 @@ def resolved_args(args: argparse.Namespace, config: SegmentConfig) -> argparse.N
     resolved.model = model_handle(config)
     resolved.classes = str(config.classes)
     resolved.max_side = config.max_side
+    resolved.precision = config.precision
+    resolved.threads = config.threads
     return resolved
 
 
