@@ -217,6 +217,25 @@ def _concrete(tf: Any, model: Any, name: str, handle: str) -> Any:
         return saved[0]
 
 
+def _static_channels(concrete: Any) -> int | None:
+    """The last dimension of a concrete function's (first) output, if it is known."""
+    outputs = concrete.structured_outputs
+    output = outputs[0] if isinstance(outputs, (list, tuple)) and outputs else outputs
+    shape = getattr(output, "shape", None)
+    if shape is None or shape.rank is None or shape.rank == 0:
+        return None
+    last = shape[-1]
+    return None if last is None else int(last)
+
+
+def _check_label_channels(expected: int | None, channels: int | None, source: str) -> None:
+    if expected is not None and channels is not None and expected != channels:
+        raise ConversionError(
+            f"{source}: its {LABEL_SET_FILE} says {expected} channels but predict returns "
+            f"{channels}; nothing was written"
+        )
+
+
 def _convert(ov: Any, concrete: Any, what: str) -> Any:
     try:
         model = ov.convert_model(concrete)
@@ -342,19 +361,15 @@ def convert_to_openvino(
     _check_output(output, overwrite)
     ov = import_openvino()
     folder = fetch(source, cache_dir=cache_dir, timeout=timeout)
-    if output.resolve() == folder.resolve():
-        raise ConfigError(f"-o {output}: the output must not be the SavedModel folder itself")
     label_set, label_channels = _label_set_of(folder)
     tf_model = load_savedmodel(folder, source)
     import tensorflow as tf  # loaded already by load_savedmodel
 
-    model = _convert(ov, _concrete(tf, tf_model, "predict", source), f"{source}: predict")
+    predict = _concrete(tf, tf_model, "predict", source)
+    _check_label_channels(label_channels, _static_channels(predict), source)
+    model = _convert(ov, predict, f"{source}: predict")
     agreement, difference, channels = _probe(ov, tf, model, tf_model, source)
-    if label_channels is not None and label_channels != channels:
-        raise ConversionError(
-            f"{source}: its {LABEL_SET_FILE} says {label_channels} channels but predict returns "
-            f"{channels}; nothing was written"
-        )
+    _check_label_channels(label_channels, channels, source)
     feature_model = None
     if features:
         what = f"{source}: get_features"

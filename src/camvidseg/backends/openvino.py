@@ -372,6 +372,12 @@ class OpenVINOBackend:
         """``C`` of the scores."""
         return self._metadata.channels
 
+    @property
+    def compiled_sizes(self) -> tuple[tuple[int, int], ...]:
+        """``(height, width)`` of every compiled model held, oldest first (one per input size
+        and kind; at most :data:`COMPILED_CACHE_SIZE`)."""
+        return tuple(key[-2] for key in self._cache)
+
     def compile_config(self, *, throughput: bool = False) -> dict[str, Any]:
         """The OpenVINO properties every model is compiled with.
 

@@ -104,9 +104,7 @@ def bf16_support_problem(flags: frozenset[str] | None = None) -> str | None:
     if flags is None:
         flags = cpu_flags()
     if flags is None:
-        return (
-            f"cannot tell whether this CPU supports bfloat16 ({_CPUINFO} is not readable)"
-        )
+        return f"cannot tell whether this CPU supports bfloat16 ({_CPUINFO} is not readable)"
     if flags & BF16_FLAGS:
         return None
     return (
