@@ -546,7 +546,7 @@ def test_decoding_runs_a_bounded_distance_ahead_of_the_model(
             decoded += 1
         return real_open(path, **kwargs)
 
-    monkeypatch.setattr("camvidseg.pipeline.open_image", counting_open)
+    monkeypatch.setattr("camvidseg.pipeline.stages.open_image", counting_open)
     ahead: list[int] = []
 
     class Watching(NearestColorBackend):

@@ -40,7 +40,7 @@ from camvidseg.groundtruth import (
     read_label_file,
     to_label_set,
 )
-from camvidseg.imageio import atomic_write, open_image
+from camvidseg.imageio import IMAGE_SUFFIXES, atomic_write, open_image
 from camvidseg.metrics import ConfusionMatrix, EvaluationProblem, EvaluationResult
 from camvidseg.palette import CamVidPalette
 
@@ -59,9 +59,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("camvidseg")
-
-#: Image file extensions :func:`evaluate_segmenter` looks for in a folder.
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 
 
 def _palette(classes: int) -> CamVidPalette:
@@ -195,8 +192,9 @@ def _size_mismatch(
 def list_image_files(
     images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
 ) -> list[Path]:
-    """The image files ``images`` names: a folder's files with an :data:`IMAGE_SUFFIXES` suffix
-    (recursively, sorted, hidden ones skipped), a single file, or the given files as they are.
+    """The image files ``images`` names: a folder's files with an image suffix
+    (:data:`~camvidseg.imageio.IMAGE_SUFFIXES`, the set ``camvidseg segment`` reads; recursively,
+    sorted, hidden ones skipped), a single file, or the given files as they are.
 
     Raises:
         ConfigError: ``images`` is one path and it does not exist.

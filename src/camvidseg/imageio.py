@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from camvidseg.palette import CamVidPalette
 
 __all__ = [
+    "IMAGE_SUFFIXES",
+    "TEMP_PREFIX",
     "LoadedImage",
     "atomic_write",
     "load_image",
@@ -38,6 +40,16 @@ __all__ = [
     "to_rgb_array",
 ]
 
+#: File suffixes (lower case) of the images every command picks up in folders (``segment``,
+#: ``evaluate``, ``tune``): the formats :func:`open_image` reads with Pillow alone (PNG, JPEG,
+#: BMP, GIF, TIFF, WebP and the Netpbm family).
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+    | {".ppm", ".pgm", ".pbm", ".pnm"}
+)
+#: Start of the names of :func:`atomic_write`'s temporary files, ``.cvs-XXXXXXXX.tmp`` (8
+#: random characters): hidden, and short whatever the destination is called.
+TEMP_PREFIX = ".cvs-"
 #: EXIF tag holding the orientation (1 = as stored, 2..8 = flipped and/or rotated).
 _EXIF_ORIENTATION = 0x0112
 _ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
@@ -252,11 +264,21 @@ def load_image(source: ImageLike) -> ImageArray:
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[bytes]]:
     """Open a temporary file beside ``path``; on success move it over ``path`` atomically.
 
-    On any exception the temporary file is removed and ``path`` is left as it was.
+    On any exception the temporary file is removed and ``path`` is left as it was. The temporary
+    file's name is short and hidden whatever ``path`` is called (``.cvs-XXXXXXXX.tmp``, see
+    :data:`TEMP_PREFIX`), so any name the file system accepts can be written.
+
+    Example:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / ("x" * 250)
+        >>> with atomic_write(target) as handle:
+        ...     _ = handle.write(b"data")
+        >>> target.read_bytes(), [p.name for p in target.parent.iterdir()] == [target.name]
+        (b'data', True)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=".tmp")
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
