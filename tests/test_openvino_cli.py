@@ -165,6 +165,8 @@ def test_precision_and_threads_flags_reach_the_backend(
     args = ["segment", str(tmp_path / "scene.png"), "-o", str(out), "--model", str(fake_openvino)]
     assert main([*args, "--config", str(config)]) == 0
     np.testing.assert_array_equal(load_label_png(out / "labels" / "scene.png"), truth)
+    options = json.loads((out / "manifest.json").read_text())["options"]
+    assert (options["precision"], options["threads"]) == ("fp32", 1)
     if bf16_support_problem() is not None:
         assert main([*args, "--precision", "bf16", "--overwrite"]) == 2
         err = capsys.readouterr().err

@@ -184,3 +184,20 @@ def test_compare_precision_needs_bf16(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(precision, "cpu_flags", lambda path="": NO_BF16)
     with pytest.raises(ConfigError, match="there is no bf16 to compare with on this machine"):
         compare_precision("fake:33", [tmp_path])
+
+
+def test_manifest_records_precision_and_bf16_changes_the_output_options() -> None:
+    from camvidseg.pipeline import RunOptions
+    from camvidseg.pipeline.manifest import kind_options, options_json
+
+    class Bf16Backend(NearestColorBackend):
+        precision = "bf16"
+        threads = 4
+
+    fp32, bf16 = Segmenter(NearestColorBackend()), Segmenter(Bf16Backend())
+    options = RunOptions()
+    assert "precision" not in kind_options("labels", options, fp32, "m")
+    assert kind_options("labels", options, bf16, "m")["precision"] == "bf16"
+    recorded = options_json(options, bf16, "m")
+    assert (recorded["precision"], recorded["threads"]) == ("bf16", 4)
+    assert options_json(options, fp32, "m")["precision"] == "fp32"

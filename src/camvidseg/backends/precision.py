@@ -28,6 +28,7 @@ __all__ = [
     "BF16_FLAGS",
     "PRECISIONS",
     "Precision",
+    "backend_settings",
     "bf16_support_problem",
     "check_precision",
     "check_settings",
@@ -170,6 +171,21 @@ def configure_tensorflow(precision: str = "fp32", threads: int | None = None) ->
             "is loaded"
         ) from None
     log.debug("TensorFlow runs with %d intra-op threads", threads)
+
+
+def backend_settings(backend: object) -> dict[str, Any]:
+    """``{"precision": ..., "threads": ...}`` a backend runs with (fp32 and ``None`` for
+    backends that do not say, such as the fakes), for manifests.
+
+    Example:
+        >>> from camvidseg.backends.fake import NearestColorBackend
+        >>> backend_settings(NearestColorBackend())
+        {'precision': 'fp32', 'threads': None}
+    """
+    return {
+        "precision": getattr(backend, "precision", "fp32"),
+        "threads": getattr(backend, "threads", None),
+    }
 
 
 def _tensorflow() -> Any:

@@ -590,7 +590,14 @@ class TFHubBackend:
     """
 
     def __init__(
-        self, model: Any, handle: str, *, input_multiple: int = 1, jit_compile: bool = True
+        self,
+        model: Any,
+        handle: str,
+        *,
+        input_multiple: int = 1,
+        jit_compile: bool = True,
+        precision: str = "fp32",
+        threads: int | None = None,
     ) -> None:
         if not callable(getattr(model, "predict", None)):
             raise ModelLoadError(
@@ -602,6 +609,9 @@ class TFHubBackend:
         self._input_multiple = input_multiple
         self._jit_compile = jit_compile
         self._fused: dict[tuple[str, int], _FusedLabels] = {}
+        # As configured by load() (TensorFlow's settings are process-wide).
+        self.precision = precision
+        self.threads = threads
 
     @classmethod
     def load(
@@ -642,7 +652,14 @@ class TFHubBackend:
         configure_tensorflow(precision, threads)
         model = load_savedmodel(folder, handle)
         log.info("loaded %s in %.1f s", handle, time.monotonic() - started)
-        return cls(model, handle, input_multiple=input_multiple, jit_compile=jit_compile)
+        return cls(
+            model,
+            handle,
+            input_multiple=input_multiple,
+            jit_compile=jit_compile,
+            precision=precision,
+            threads=threads,
+        )
 
     @property
     def name(self) -> str:

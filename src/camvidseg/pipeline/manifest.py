@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, overload
 import attrs
 
 from camvidseg._version import __version__
+from camvidseg.backends.precision import backend_settings
 from camvidseg.imageio import atomic_write
 from camvidseg.pipeline.options import RunOptions
 
@@ -394,6 +395,9 @@ def kind_options(
         "min_confidence": segmenter.min_confidence,
         **postprocessing_json(segmenter),
     }
+    settings = backend_settings(segmenter.backend)
+    if settings["precision"] != "fp32":  # bf16 changes labels; fp32 keeps older manifests valid
+        common["precision"] = settings["precision"]
     if kind == "overlay":
         common.update(
             alpha=options.alpha,
@@ -416,6 +420,7 @@ def options_json(options: RunOptions, segmenter: Segmenter, model: str) -> dict[
         "max_side": segmenter.max_side,
         "min_confidence": segmenter.min_confidence,
         **postprocessing_json(segmenter),
+        **backend_settings(segmenter.backend),
         "outputs": list(options.outputs),
         "alpha": options.alpha,
         "overlay_format": options.overlay_format,

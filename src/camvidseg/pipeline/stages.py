@@ -131,6 +131,17 @@ class OneCallAtATime:
     def input_multiple(self) -> int:
         return self._backend.input_multiple
 
+    @property
+    def precision(self) -> str:
+        """The wrapped backend's precision (recorded in the manifest)."""
+        return str(getattr(self._backend, "precision", "fp32"))
+
+    @property
+    def threads(self) -> int | None:
+        """The wrapped backend's thread count (recorded in the manifest)."""
+        threads: int | None = getattr(self._backend, "threads", None)
+        return threads
+
     def predict(self, batch: NDArray[np.float32]) -> Scores:
         with self._lock:
             return self._backend.predict(batch)
