@@ -26,7 +26,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite with the TensorFlow extra (the fake SavedModel path included)."""
-    session.install("-e", ".[tf,dev]")
+    session.install("-e", ".[tf,dev,openvino]")
     session.run("pytest", "--cov=camvidseg", "--cov-report=term", *session.posargs)
 
 
