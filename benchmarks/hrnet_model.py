@@ -266,11 +266,17 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="build again")
     args = parser.parse_args(argv)
-    path = build(force=args.force)
+    rows = model_rows(build(force=args.force))
+    print_rows(rows)
+    return rows
+
+
+def model_rows(path: Path) -> list[Row]:
+    """Rows comparing the built model's size and multiply-adds with HRNetV2-W48's."""
     params = parameter_count(path)
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     macs = macs_720x960(path)
-    rows = [
+    return [
         row(
             "HRNet-shaped model: parameters / published HRNetV2-W48",
             params / PUBLISHED_PARAMETERS,
@@ -284,8 +290,6 @@ def main(argv: list[str] | None = None) -> list[Row]:
             detail=f"{macs / 1e9:.0f} G vs {PUBLISHED_MACS_720x960 / 1e9:.0f} G",
         ),
     ]
-    print_rows(rows)
-    return rows
 
 
 if __name__ == "__main__":

@@ -173,3 +173,20 @@ def test_precision_and_threads_flags_reach_the_backend(
         assert "--precision bf16 (OpenVINO): this CPU has no native bfloat16" in err
     with pytest.raises(SystemExit):
         main([*args, "--threads", "0"])
+
+
+def test_compare_precision_command_on_this_cpu(
+    fake_openvino: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from camvidseg.backends.precision import bf16_support_problem
+
+    Image.fromarray(street_scene(36, 48, seed=1)[0]).save(tmp_path / "a.png")
+    args = ["model", "verify", str(fake_openvino), "--compare-precision", str(tmp_path), "--json"]
+    if bf16_support_problem() is not None:
+        assert main(args) == 2
+        assert "there is no bf16 to compare with on this machine" in capsys.readouterr().err
+    else:
+        assert main(args) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert 0.9 <= result["agreement"] <= 1.0
+        assert [i["path"] for i in result["images"]] == [str(tmp_path / "a.png")]
