@@ -55,9 +55,9 @@ def main() -> list[Row]:
         "tutorial": tutorial_chain,
     }
     if have_module("tensorflow") and have_module("tensorflow_hub"):
-        from camvidseg.backends.tfhub import _import_tf, labels_and_confidence_op
+        from camvidseg.backends.tfhub import import_tensorflow, labels_and_confidence_op
 
-        tf, _ = _import_tf()
+        tf, _ = import_tensorflow()
         tensor = tf.constant(scores)
         op = labels_and_confidence_op(layout)
 

@@ -34,9 +34,9 @@ from camvidseg.postprocess import CONFIDENCE_RTOL, ChannelLayout, labels_and_con
 def main() -> list[Row]:
     if not (have_module("tensorflow") and have_module("tensorflow_hub")):
         return [row("fused TF labels: skipped (TensorFlow not installed)", float("nan"))]
-    from camvidseg.backends.tfhub import _import_tf, labels_and_confidence_op
+    from camvidseg.backends.tfhub import import_tensorflow, labels_and_confidence_op
 
-    tf, _ = _import_tf()
+    tf, _ = import_tensorflow()
     layout = ChannelLayout.detect(33)
     scores = frame_scores(33)
     tensor = tf.constant(scores)

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -40,6 +43,41 @@ def fake_openvino(fake_savedmodel: Path, tmp_path_factory: pytest.TempPathFactor
     out = tmp_path_factory.mktemp("openvino") / "fake33"
     convert_to_openvino(str(fake_savedmodel), out, features=True)
     return out
+
+
+@pytest.fixture
+def isolated_groupings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Groupings registered by the test are gone after it (the registry is process-wide)."""
+    import camvidseg.palette
+
+    before = camvidseg.palette.available_groupings()
+    # The palette module offers no way to unregister; swap in a copy of its registry instead.
+    monkeypatch.setattr(camvidseg.palette, "_GROUPINGS", dict(camvidseg.palette._GROUPINGS))
+    yield
+    monkeypatch.undo()
+    assert camvidseg.palette.available_groupings() == before
+
+
+@pytest.fixture
+def no_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail fast, and fail the test, on any name lookup other than the loopback address.
+
+    Offline tests must not depend on the machine's resolver (a silent DNS server stalls
+    ``getaddrinfo`` far longer than any socket timeout) or reach an outside host.
+    """
+    real = socket.getaddrinfo
+    looked_up: list[str] = []
+
+    def local_only(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name not in (None, "localhost", "127.0.0.1", "::1"):
+            looked_up.append(str(name))
+            raise socket.gaierror(socket.EAI_NONAME, f"no DNS in tests (looked up {name!r})")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_only)
+    yield
+    assert looked_up == [], f"the test looked up outside hosts: {looked_up}"
 
 
 @pytest.fixture

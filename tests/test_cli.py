@@ -2,16 +2,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+import camvidseg
 from camvidseg.cli import main
 from camvidseg.imageio import load_label_png
 from camvidseg.testing import street_scene
+from tests.childproc import CHILD_TIMEOUT, cli_command, cli_env, run_python
 
 
 def test_help_lists_commands_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
@@ -23,13 +24,25 @@ def test_help_lists_commands_with_examples(capsys: pytest.CaptureFixture[str]) -
     assert "examples:" in out
 
 
+def _examples(help_text: str) -> list[str]:
+    """The lines of the ``examples:`` block of a help text (up to the next blank line)."""
+    lines = help_text.splitlines()
+    assert "examples:" in lines, help_text
+    start = lines.index("examples:") + 1
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    return lines[start:end]
+
+
 def test_every_subcommand_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
     from camvidseg.cli import COMMANDS
 
     for command in COMMANDS:
         with pytest.raises(SystemExit):
             main([command, "--help"])
-        assert "camvidseg " + command in capsys.readouterr().out, command
+        # Not the usage line (argparse always prints "usage: camvidseg COMMAND"): an example
+        # written in the command's own epilog.
+        examples = _examples(capsys.readouterr().out)
+        assert any(line.startswith(f"  camvidseg {command} ") for line in examples), command
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -59,12 +72,10 @@ def test_segment_fake_model_writes_outputs(tmp_path: Path) -> None:
 
 
 def test_python_m_camvidseg_runs() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "camvidseg", "--version"], capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0
-    assert proc.stdout.startswith("camvidseg")
+    proc = subprocess.run(cli_command("--version"), env=cli_env(), capture_output=True,
+                          text=True, timeout=CHILD_TIMEOUT, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == f"camvidseg {camvidseg.__version__}"
 
 
 def test_broken_pipe_is_quiet() -> None:
@@ -78,6 +89,6 @@ def test_broken_pipe_is_quiet() -> None:
         "from camvidseg.cli import main\n"
         "sys.exit(main(['segment', 'x', '-o', 'y']))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    proc = run_python(code, check=False)
     assert proc.returncode == 141
     assert proc.stderr == ""

@@ -28,9 +28,8 @@ from camvidseg.palette import CamVidPalette
 from camvidseg.pipeline import MANIFEST_NAME
 from camvidseg.segmenter import Segmenter
 from camvidseg.visualize import panel
+from tests.childproc import cli_command, cli_env
 from tests.hostile import tree_digest, write_bad_files, write_mode_zoo, write_scene
-
-SRC = Path(camvidseg.__file__).resolve().parents[1]
 
 
 def loaded(path: Path) -> Image.Image:
@@ -39,15 +38,6 @@ def loaded(path: Path) -> Image.Image:
         image.load()
         copy: Image.Image = image.copy()
     return copy
-
-
-def cli_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "camvidseg", *args]
-
-
-def cli_env() -> dict[str, str]:
-    path = os.environ.get("PYTHONPATH", "")
-    return {**os.environ, "PYTHONPATH": str(SRC) + (os.pathsep + path if path else "")}
 
 
 def read_manifest(out: Path) -> dict[str, Any]:
@@ -327,7 +317,9 @@ def test_a_model_that_fails_on_every_image_exits_2(
 
     for i in range(5):
         write_scene(tmp_path / "in" / f"f{i}.png", 8, 8, seed=i)
-    monkeypatch.setattr("camvidseg.cli.segment.load_segmenter", lambda args: Segmenter(Broken()))
+    monkeypatch.setattr(
+        "camvidseg.cli.segment.build_segmenter", lambda args, config: Segmenter(Broken())
+    )
     assert main(["segment", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "the model failed on each of the first" in err

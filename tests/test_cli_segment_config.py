@@ -228,14 +228,14 @@ def test_segnet_ground_truth_needs_classes_11(
     ("config", "flags", "message"),
     [
         ('{"cleanup": {"majority": "3"}}', [],
-         "c.json: key 'cleanup.majority': expected 0 (off) or an odd integer window size"),
+         "c.json: key 'cleanup': majority must be "),
         ('{"min_region": 3}', [], "c.json: unknown key(s) 'min_region'"),
         ('{"classes": 11,', [], "c.json: not valid JSON"),
         ('{"version": 9}', [], "c.json: key 'version': this camvidseg reads config versions"),
         ("{}", ["--tta", "none", "--tta-scales", "1,2"], "--tta none and --tta-scales"),
-        ("{}", ["--majority", "4"], "majority must be 0 (off) or an odd window size (got 4) "
+        ("{}", ["--majority", "4"], "majority must be 0 (off) or an odd integer (got 4) "
          "(from the command line)"),
-        ("{}", ["--tta-scales", "0,1"], "every scale must be in (0, 4.0]"),
+        ("{}", ["--tta-scales", "0,1"], "every scale must be a number in (0, 4] (got 0.0)"),
         ("{}", ["--gt", "/nonexistent/gt"], "ground-truth folder /nonexistent/gt: no such"),
     ],
 )  # fmt: skip

@@ -8,8 +8,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import tarfile
 import threading
 from collections.abc import Callable, Iterator
@@ -23,11 +21,13 @@ from camvidseg import ModelLoadError, Segmenter
 from camvidseg.backends.tfhub import cache_folder, inspect_cache
 from camvidseg.cli import main
 from camvidseg.models import describe, download, verify, version_report
+from tests.childproc import run_python
+from tests.offline import UNREACHABLE
 
-UNREACHABLE = "https://camvidseg.invalid/google/HRNet/camvid-hrnetv2-w48/1"
 #: Above Linux's largest pid (2**22), so no process ever has it.
 DEAD_PID = 2**22 + 4321
 tf_only = pytest.mark.tf
+pytestmark = pytest.mark.usefixtures("no_dns")
 
 
 def _cache_copy(model: Path, handle: str, cache: Path) -> Path:
@@ -162,10 +162,7 @@ def test_version_and_models_import_no_tensorflow(tmp_path: Path) -> None:
         "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
         "print('TF', 'tensorflow' in sys.modules or 'tensorflow_hub' in sys.modules)\n"
     )
-    env = {**os.environ, "TFHUB_CACHE_DIR": str(tmp_path)}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-    ).stdout
+    out = run_python(code, env={"TFHUB_CACHE_DIR": str(tmp_path)}).stdout
     assert out.startswith("camvidseg ")
     assert "tensorflow_hub " in out
     assert "not cached" in out

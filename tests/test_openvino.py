@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import attrs
 import numpy as np
 import pytest
 from hypothesis import given
@@ -22,11 +21,11 @@ from camvidseg.backends.openvino import (
     METADATA_NAME,
     OpenVINOBackend,
     OpenVINOMetadata,
-    OpenVINOResolver,
     is_openvino_folder,
     openvino_folder,
     read_metadata,
 )
+from camvidseg.backends.resolver import OpenOptions, OpenVINOResolver, open_backend, resolver_for
 from camvidseg.exceptions import BackendError
 from camvidseg.postprocess import ChannelLayout, labels_and_confidence
 from camvidseg.testing import street_scene
@@ -362,12 +361,6 @@ def test_in_graph_labels_follow_numpy_tie_rules(
 # -- the resolver and the Segmenter ----------------------------------------------------------------
 
 
-@attrs.frozen
-class Options:
-    precision: str = "fp32"
-    threads: int | None = None
-
-
 def test_resolver_recognises_the_folder_from_its_files(ir33: Path, fake_savedmodel: Path) -> None:
     resolver = OpenVINOResolver()
     assert resolver.is_supported(str(ir33))
@@ -375,10 +368,21 @@ def test_resolver_recognises_the_folder_from_its_files(ir33: Path, fake_savedmod
     assert openvino_folder(ir33 / "model.xml") == ir33
     for handle in (str(fake_savedmodel), "fake:33", "https://tfhub.dev/x/1", "missing/folder"):
         assert not resolver.is_supported(handle)
-    backend = resolver.open(str(ir33), Options(threads=1))
+    backend = resolver.open(str(ir33), OpenOptions(threads=1))
     assert isinstance(backend, OpenVINOBackend)
     assert backend.threads == 1
     assert backend.precision == "fp32"
+
+
+def test_the_resolver_registry_opens_openvino_folders(ir33: Path, fake_savedmodel: Path) -> None:
+    assert resolver_for(str(ir33)).name == "openvino"
+    assert resolver_for(str(ir33 / "model.xml")).name == "openvino"
+    assert resolver_for(str(fake_savedmodel)).name == "savedmodel"
+    backend = open_backend(ir33, threads=2, input_multiple=8)
+    assert isinstance(backend, OpenVINOBackend)
+    assert (backend.threads, backend.input_multiple) == (2, 8)
+    with pytest.raises(ConfigError, match="precision"):
+        open_backend("fake:33", precision="bf16")
 
 
 def test_segmenter_and_config_open_an_openvino_folder(ir33: Path) -> None:

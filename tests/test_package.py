@@ -1,20 +1,21 @@
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import camvidseg
+from tests.childproc import run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(code: str) -> str:
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    return run_python(code).stdout.strip()
+
+
+def test_child_processes_import_the_tree_under_test() -> None:
+    assert _run("import camvidseg; print(camvidseg.__file__)") == camvidseg.__file__
 
 
 def test_import_does_not_import_tensorflow() -> None:

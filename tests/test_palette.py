@@ -114,6 +114,7 @@ def test_merge_grouping_matches_reference() -> None:
     assert "merge" in available_groupings()
 
 
+@pytest.mark.usefixtures("isolated_groupings")
 def test_grouping_is_data_driven() -> None:
     strict = dict(MERGE_32_TO_11)
     strict["Void"] = ("Void", "Animal")
@@ -124,6 +125,7 @@ def test_grouping_is_data_driven() -> None:
     assert get_grouping("test-strict") is g
     with pytest.raises(PaletteError, match="already exists"):
         register_grouping(g)
+    assert available_groupings() == ("merge", "test-strict")
 
 
 def test_grouping_rejects_incomplete_or_duplicate_maps() -> None:

@@ -191,7 +191,7 @@ def test_bad_inputs_are_library_errors(tmp_path: Path) -> None:
 
 
 def test_options_are_validated() -> None:
-    with pytest.raises(ConfigError, match="batch_size must be >= 1"):
+    with pytest.raises(ConfigError, match="batch_size must be an integer >= 1"):
         Segmenter(NearestColorBackend(), batch_size=0)
     with pytest.raises(ConfigError, match="min_confidence"):
         Segmenter(NearestColorBackend(), min_confidence=2.0)

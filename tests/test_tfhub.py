@@ -22,9 +22,10 @@ from camvidseg.backends.tfhub import (
     resolve_cache_dir,
 )
 from camvidseg.testing import street_scene
+from tests.childproc import CHILD_TIMEOUT, cli_command, cli_env
+from tests.offline import UNREACHABLE
 
-pytestmark = pytest.mark.tf
-UNREACHABLE = "https://camvidseg.invalid/google/HRNet/camvid-hrnetv2-w48/1"
+pytestmark = [pytest.mark.tf, pytest.mark.usefixtures("no_dns")]
 
 
 @pytest.fixture(scope="module")
@@ -135,10 +136,9 @@ def test_cli_offline_fails_in_one_line(tmp_path: Path) -> None:
 
     Image.fromarray(image).save(tmp_path / "a.png")
     proc = subprocess.run(
-        [sys.executable, "-m", "camvidseg", "segment", str(tmp_path / "a.png"), "-o",
-         str(tmp_path / "out"), "--model", UNREACHABLE, "--cache-dir", str(tmp_path / "c"),
-         "--timeout", "2"],
-        capture_output=True, text=True, check=False,
+        cli_command("segment", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"),
+                    "--model", UNREACHABLE, "--cache-dir", str(tmp_path / "c"), "--timeout", "2"),
+        env=cli_env(), capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False,
     )  # fmt: skip
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

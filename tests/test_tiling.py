@@ -313,7 +313,7 @@ def test_segmenter_tiling_options_are_checked() -> None:
         Segmenter(NearestColorBackend(), tile=64, overlap=40)
     with pytest.raises(ConfigError, match="at most half the tile"):
         Segmenter(NearestColorBackend(), overlap=300)  # the automatic tile is 512
-    with pytest.raises(ConfigError, match="tile must be >= 1"):
+    with pytest.raises(ConfigError, match="tile must be an integer >= 1 or null"):
         Segmenter(NearestColorBackend(), tile=0)
-    with pytest.raises(ConfigError, match="max_pixels must be >= 1"):
+    with pytest.raises(ConfigError, match="max_pixels must be an integer >= 1 or null"):
         Segmenter(NearestColorBackend(), max_pixels=0)

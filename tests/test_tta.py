@@ -47,11 +47,11 @@ def test_views_order() -> None:
     ("data", "message"),
     [
         ({"scales": []}, "must not be empty"),
-        ({"scales": [0.0]}, "every scale must be in"),
-        ({"scales": [5]}, "every scale must be in"),
-        ({"scales": [float("nan")]}, "every scale must be in"),
+        ({"scales": [0.0]}, "every scale must be a number in"),
+        ({"scales": [5]}, "every scale must be a number in"),
+        ({"scales": [float("nan")]}, "every scale must be a number in"),
         ({"scales": [1, 1.0]}, "distinct"),
-        ({"scales": ["1"]}, "must be numbers"),
+        ({"scales": ["1"]}, "every scale must be a number"),
         ({"scales": "1"}, "list of numbers"),
         ({"flip": "yes"}, "flip must be true or false"),
         ({"flips": True}, "unknown TTA option"),
@@ -177,11 +177,25 @@ def test_flip_averaging_happens_for_a_flip_sensitive_model() -> None:
     np.testing.assert_allclose(averaged.scores, expected, rtol=1e-6)
 
 
-def test_tta_with_tiling_segments_a_scene_exactly() -> None:
+def _away_from_boundaries(labels: NDArray[np.uint8]) -> NDArray[np.bool_]:
+    """Pixels whose 3x3 neighbourhood holds a single class."""
+    padded = np.pad(labels, 1, mode="edge")
+    height, width = labels.shape
+    same = np.ones(labels.shape, dtype=bool)
+    for dy in range(3):
+        for dx in range(3):
+            same &= padded[dy : dy + height, dx : dx + width] == labels
+    return same
+
+
+def test_tta_with_tiling_is_exact_away_from_class_boundaries() -> None:
     image, truth = street_scene(90, 130, seed=6)
     segmenter = Segmenter(
         NearestColorBackend(), tile=40, overlap=10, tta=TTAConfig(flip=True, scales=(1.0, 0.75))
     )
     seg = segmenter.segment(image)
-    # Scale 0.75 blurs class boundaries a little; the interior of every region is exact.
-    assert (seg.labels == truth).mean() > 0.97
+    # Scale 0.75 blurs class boundaries a little (a pixel there may go either way); one pixel
+    # away from any boundary every label is exact.
+    interior = _away_from_boundaries(truth)
+    assert interior.mean() > 0.75  # most of the scene is tested
+    np.testing.assert_array_equal(seg.labels[interior], truth[interior])

@@ -490,8 +490,12 @@ def test_search_space_axes(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"majority": [2]}, r"search axis 'majority': values must be 0 or odd \(got 2\)"),
-        ({"opening": [-1]}, r"search axis 'opening': values must be integers >= 0"),
+        (
+            {"majority": [2]},
+            r"search axis 'majority': values must be 0 \(off\) or an odd "
+            r"integer \(got 2\)",
+        ),
+        ({"opening": [-1]}, r"search axis 'opening': values must be an integer >= 0 \(got -1\)"),
         ({"shape": ["round"]}, r"search axis 'shape'"),
         ({"connectivity": [6]}, r"search axis 'connectivity'"),
         ({"min_confidence": [1.5]}, r"search axis 'min_confidence'"),

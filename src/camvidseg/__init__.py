@@ -30,12 +30,13 @@ from camvidseg.exceptions import (
 if TYPE_CHECKING:
     from camvidseg._types import UNLABELLED
     from camvidseg.backends.base import Backend
+    from camvidseg.backends.handles import DEFAULT_HANDLE
     from camvidseg.cleanup import CleanupConfig
     from camvidseg.config import SegmentConfig
     from camvidseg.metrics import ConfusionMatrix, EvaluationResult
     from camvidseg.palette import CamVidPalette, ClassGrouping, get_grouping
     from camvidseg.postprocess import ChannelLayout
-    from camvidseg.segmenter import DEFAULT_HANDLE, Segmentation, Segmenter
+    from camvidseg.segmenter import Segmentation, Segmenter
     from camvidseg.tta import TTAConfig
 
 __all__ = [
@@ -74,7 +75,7 @@ _LAZY: dict[str, str] = {
     "ChannelLayout": "camvidseg.postprocess",
     "ConfusionMatrix": "camvidseg.metrics",
     "EvaluationResult": "camvidseg.metrics",
-    "DEFAULT_HANDLE": "camvidseg.segmenter",
+    "DEFAULT_HANDLE": "camvidseg.backends.handles",
     "Segmentation": "camvidseg.segmenter",
     "Segmenter": "camvidseg.segmenter",
     "CleanupConfig": "camvidseg.cleanup",

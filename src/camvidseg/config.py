@@ -7,7 +7,7 @@ given on the command line win over the file).
 
 The file is a JSON object; every key is optional except that unknown keys are refused, and
 ``"version"`` (written by :func:`save_config`) must not be newer than this library's
-:data:`CONFIG_VERSION`::
+:data:`CONFIG_VERSION`. ``"batch_size"`` (added later) is only written when it is not 1::
 
     {
       "version": 1,
@@ -15,6 +15,7 @@ The file is a JSON object; every key is optional except that unknown keys are re
       "classes": 32,
       "grouping": "merge",
       "max_side": null,
+      "batch_size": 4,
       "tile": null,
       "overlap": 64,
       "drop_void": false,
@@ -22,8 +23,6 @@ The file is a JSON object; every key is optional except that unknown keys are re
       "cleanup": {"opening": 0, "closing": 0, "shape": "square", "min_region": 64,
                   "connectivity": 8, "majority": 3, "classes": null},
       "min_confidence": null,
-      "precision": "fp32",
-      "threads": null,
       "description": "tuned on 233 images"
     }
 
@@ -32,22 +31,23 @@ Example:
     >>> SegmentConfig.from_dict(config.to_dict()) == config
     True
     >>> sorted(k for k, v in config.segmenter_options().items() if v is not None)
-    ['cleanup', 'drop_void', 'grouping', 'max_side', 'overlap', 'palette']
+    ['batch_size', 'cleanup', 'drop_void', 'grouping', 'max_side', 'overlap', 'palette']
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from camvidseg.backends.precision import PRECISIONS, check_precision
-from camvidseg.cleanup import SHAPES, CleanupConfig
+from camvidseg import validators
+from camvidseg.backends.handles import DEFAULT_TIMEOUT
+from camvidseg.backends.precision import PRECISIONS
+from camvidseg.cleanup import CleanupConfig
 from camvidseg.exceptions import ConfigError
 from camvidseg.imageio import atomic_write
 from camvidseg.palette import CamVidPalette, available_groupings
@@ -58,194 +58,79 @@ if TYPE_CHECKING:
     from camvidseg.backends.base import Backend
     from camvidseg.segmenter import Segmenter
 
-__all__ = ["CONFIG_VERSION", "SegmentConfig", "load_config", "save_config"]
+__all__ = [
+    "ADDED_LATER",
+    "CONFIG_VERSION",
+    "NOT_A_SEGMENTER_ARGUMENT",
+    "SegmentConfig",
+    "load_config",
+    "load_json_file",
+    "save_config",
+]
 
 #: Version of the config file format this library writes (and the newest it reads).
 CONFIG_VERSION = 1
+#: Field metadata of a setting added to the file format after version 1:
+#: :meth:`SegmentConfig.to_dict` writes it only when it differs from its default, so a file that
+#: does not use it stays readable by an older camvidseg (which refuses unknown keys).
+ADDED_LATER: Mapping[str, object] = {"omit_default": True}
+#: Field metadata of a setting that is not a :class:`~camvidseg.Segmenter` argument (the model
+#: handle is opened by :meth:`SegmentConfig.build_segmenter`; ``classes`` becomes the palette).
+NOT_A_SEGMENTER_ARGUMENT: Mapping[str, object] = {"segmenter": False}
 
-
-# -- type checks of JSON values (bool is not a number here) ----------------------------------------
-
-
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> TypeGuard[float]:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
-
-
-def _is_str(value: object) -> bool:
-    return isinstance(value, str)
-
-
-def _is_bool(value: object) -> bool:
-    return isinstance(value, bool)
-
-
-def _is_mapping(value: object) -> bool:
-    return isinstance(value, Mapping)
-
-
-def _or_null(check: Callable[[object], bool]) -> Callable[[object], bool]:
-    return lambda value: value is None or check(value)
-
-
-def _list_of(check: Callable[[object], bool]) -> Callable[[object], bool]:
-    return lambda value: isinstance(value, list) and all(check(item) for item in value)
-
-
-_Schema = Mapping[str, tuple[str, Callable[[object], bool]]]
-
-_TOP_LEVEL: _Schema = {
-    "version": ("an integer", _is_int),
-    "model": ("a string (model handle or folder) or null", _or_null(_is_str)),
-    "classes": ("32 or 11", lambda v: _is_int(v) and v in (32, 11)),
-    "grouping": ("a string (a registered 32 -> 11 grouping)", _is_str),
-    "max_side": ("an integer >= 1 or null", _or_null(_is_int)),
-    "tile": ("an integer >= 1 or null", _or_null(_is_int)),
-    "overlap": ("an integer >= 0", _is_int),
-    "drop_void": ("true or false", _is_bool),
-    "tta": ('an object {"flip": bool, "scales": [numbers]} or null', _or_null(_is_mapping)),
-    "cleanup": ("an object (cleanup options) or null", _or_null(_is_mapping)),
-    "min_confidence": ("a number in [0, 1] or null", _or_null(_is_number)),
-    "precision": (f"one of {', '.join(PRECISIONS)}", lambda v: v in PRECISIONS),
-    "threads": ("an integer >= 1 or null", _or_null(_is_int)),
-    "description": ("a string", _is_str),
-}
-_CLEANUP: _Schema = {
-    "opening": ("an integer >= 0 (radius; 0 = off)", _is_int),
-    "closing": ("an integer >= 0 (radius; 0 = off)", _is_int),
-    "shape": (f"one of {', '.join(SHAPES)}", lambda v: v in SHAPES),
-    "min_region": ("an integer >= 0 (pixels; 0 = off)", _is_int),
-    "connectivity": ("4 or 8", lambda v: _is_int(v) and v in (4, 8)),
-    "majority": ("0 (off) or an odd integer window size", _is_int),
-    "classes": ("a list of class ids or null", _or_null(_list_of(_is_int))),
-}
-_TTA: _Schema = {
-    "flip": ("true or false", _is_bool),
-    "scales": ("a non-empty list of numbers", _list_of(_is_number)),
-}
-
-
-def _check_keys(data: Mapping[str, Any], schema: _Schema, prefix: str) -> None:
-    unknown = sorted(str(k) for k in set(data) - set(schema))
-    if unknown:
-        shown = ", ".join(repr(prefix + k) for k in unknown)
-        raise ConfigError(
-            f"unknown key(s) {shown}; expected some of {', '.join(prefix + k for k in schema)}"
-        )
-    for key, value in data.items():
-        expected, check = schema[key]
-        if not check(value):
-            raise ConfigError(
-                f"key {prefix + key!r}: expected {expected} (got {json.dumps(value)}, "
-                f"{_json_type(value)})"
-            )
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    return "object" if isinstance(value, Mapping) else type(value).__name__
+_T = TypeVar("_T")
 
 
 # -- field validators and converters ---------------------------------------------------------------
 
 
 def _to_tta(value: object) -> TTAConfig | None:
-    if value is None or (isinstance(value, TTAConfig) and value.is_identity):
-        return None
     if isinstance(value, TTAConfig):
-        return value
-    raise ConfigError(f"tta must be a TTAConfig or None (got {type(value).__name__})")
+        return None if value.is_identity else value
+    validators.optional(validators.instance_of(TTAConfig, "a TTAConfig")).check(value, "tta")
+    return None
 
 
 def _to_cleanup(value: object) -> CleanupConfig:
-    if value is None:
-        return CleanupConfig()
     if isinstance(value, CleanupConfig):
         return value
-    raise ConfigError(f"cleanup must be a CleanupConfig or None (got {type(value).__name__})")
+    validators.optional(validators.instance_of(CleanupConfig, "a CleanupConfig")).check(
+        value, "cleanup"
+    )
+    return CleanupConfig()
 
 
-def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    del instance
-    if value is not None and (not _is_int(value) or value < 1):
-        raise ConfigError(f"{attribute.name} must be an integer >= 1 or null (got {value!r})")
-
-
-def _check_overlap(instance: SegmentConfig, attribute: attrs.Attribute[Any], value: object) -> None:
+def _check_overlap(instance: SegmentConfig, attribute: attrs.Attribute[Any], value: int) -> None:
     del attribute
-    if not _is_int(value) or value < 0:
-        raise ConfigError(f"overlap must be an integer >= 0 (got {value!r})")
-    tile = DEFAULT_TILE if instance.tile is None else instance.tile
-    if 2 * value > tile:
-        raise ConfigError(f"overlap must be at most half the tile ({tile // 2}; got {value})")
-
-
-def _check_classes(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    del instance, attribute
-    if not _is_int(value) or value not in (32, 11):
-        raise ConfigError(f"classes must be 32 or 11 (got {value!r})")
-
-
-def _check_grouping(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    del instance, attribute
-    if not isinstance(value, str) or value not in available_groupings():
-        raise ConfigError(
-            f"grouping must be one of {', '.join(available_groupings())} (got {value!r})"
-        )
-
-
-def _check_min_confidence(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    del instance, attribute
-    if value is None:
-        return
-    if not _is_number(value) or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"min_confidence must be a number in [0, 1] or null (got {value!r})")
+    validators.check_tile_overlap(DEFAULT_TILE if instance.tile is None else instance.tile, value)
 
 
 def _to_min_confidence(value: object) -> object:
-    return float(value) if _is_number(value) else value
+    return float(value) if validators.is_number(value) else value
 
 
-def _check_precision(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    del instance, attribute
-    check_precision(value)
-
-
-def _check_type(kind: type, what: str) -> Callable[[object, attrs.Attribute[Any], object], None]:
-    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        del instance
-        if not isinstance(value, kind):
-            raise ConfigError(f"{attribute.name} must be {what} (got {value!r})")
-
-    return check
+_POSITIVE_OR_NULL = validators.optional(validators.int_range(1))
+_STRING = validators.instance_of(str, "a string")
+_OBJECT = validators.optional(validators.instance_of(Mapping, "an object"))
+#: A setting added after format version 1 that the model is opened with (not a Segmenter one).
+_LOAD_OPTION: Mapping[str, object] = {**ADDED_LATER, **NOT_A_SEGMENTER_ARGUMENT}
 
 
 @attrs.frozen
 class SegmentConfig:
     """Inference and post-processing settings of a :class:`~camvidseg.Segmenter`.
 
+    The one description of a segmenter's settings: the command line applies its flags over a
+    loaded config field by field and builds the Segmenter with :meth:`build_segmenter`.
+
     Attributes:
-        model: Model handle (tfhub.dev URL, Kaggle handle or SavedModel folder); ``None``: the
-            default (``$CAMVIDSEG_MODEL`` on the command line, else the published HRNet).
+        model: Model handle (tfhub.dev URL, Kaggle handle, SavedModel folder or ``fake:...``);
+            ``None``: the default (``$CAMVIDSEG_MODEL`` on the command line, else the published
+            HRNet).
         classes: Label set of the outputs: 32 (CamVid-32) or 11 (SegNet grouping).
         grouping: Registered 32 -> 11 grouping used with ``classes=11``.
         max_side: Longer side the model sees at most (``None``: full size).
+        batch_size: Images (or tiles of one image) per model call.
         tile: Tile side for tiled inference (``None``: only very large images are tiled).
         overlap: Minimum overlap of neighbouring tiles in pixels.
         drop_void: With a 32-channel model, drop channel 0 instead of mapping it to Void.
@@ -256,28 +141,45 @@ class SegmentConfig:
             after the cleanup. Under the evaluation protocol an abstained pixel is a miss, so
             this can never raise pixel accuracy.
         precision: Inference precision, ``"fp32"`` (default) or ``"bf16"`` (CPUs with
-            avx512_bf16 or AMX; an error elsewhere). Set explicitly for every backend.
+            avx512_bf16 or AMX; an error elsewhere), set explicitly for every backend.
         threads: Inference threads (``None``: the backend's default, all cores).
         description: Free text (``camvidseg tune`` records what it measured).
     """
 
     model: str | None = attrs.field(
-        default=None, validator=attrs.validators.optional(_check_type(str, "a string"))
+        default=None,
+        validator=validators.optional(
+            validators.instance_of(str, "a string (model handle or folder)")
+        ),
+        metadata=NOT_A_SEGMENTER_ARGUMENT,
     )
-    classes: int = attrs.field(default=32, validator=_check_classes)
-    grouping: str = attrs.field(default="merge", validator=_check_grouping)
-    max_side: int | None = attrs.field(default=None, validator=_positive_or_none)
-    tile: int | None = attrs.field(default=None, validator=_positive_or_none)
+    classes: int = attrs.field(
+        default=32, validator=validators.in_((32, 11)), metadata=NOT_A_SEGMENTER_ARGUMENT
+    )
+    grouping: str = attrs.field(default="merge", validator=validators.in_(available_groupings))
+    max_side: int | None = attrs.field(default=None, validator=_POSITIVE_OR_NULL)
+    batch_size: int = attrs.field(
+        default=1, validator=validators.int_range(1), metadata=ADDED_LATER
+    )
+    tile: int | None = attrs.field(default=None, validator=_POSITIVE_OR_NULL)
     overlap: int = attrs.field(default=64, validator=_check_overlap)
-    drop_void: bool = attrs.field(default=False, validator=_check_type(bool, "true or false"))
+    drop_void: bool = attrs.field(
+        default=False, validator=validators.instance_of(bool, "true or false")
+    )
     tta: TTAConfig | None = attrs.field(default=None, converter=_to_tta)
     cleanup: CleanupConfig = attrs.field(factory=CleanupConfig, converter=_to_cleanup)
     min_confidence: float | None = attrs.field(
-        default=None, converter=_to_min_confidence, validator=_check_min_confidence
+        default=None,
+        converter=_to_min_confidence,
+        validator=validators.optional(validators.in_range(0, 1)),
     )
-    precision: str = attrs.field(default="fp32", validator=_check_precision)
-    threads: int | None = attrs.field(default=None, validator=_positive_or_none)
-    description: str = attrs.field(default="", validator=_check_type(str, "a string"))
+    precision: str = attrs.field(
+        default="fp32", validator=validators.in_(PRECISIONS), metadata=_LOAD_OPTION
+    )
+    threads: int | None = attrs.field(
+        default=None, validator=_POSITIVE_OR_NULL, metadata=_LOAD_OPTION
+    )
+    description: str = attrs.field(default="", validator=_STRING, metadata=NOT_A_SEGMENTER_ARGUMENT)
 
     def __attrs_post_init__(self) -> None:
         if self.cleanup.classes is not None:
@@ -297,23 +199,18 @@ class SegmentConfig:
     # -- serialisation ------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict with ``"version"`` first; :meth:`from_dict` restores an equal config."""
-        return {
-            "version": CONFIG_VERSION,
-            "model": self.model,
-            "classes": self.classes,
-            "grouping": self.grouping,
-            "max_side": self.max_side,
-            "tile": self.tile,
-            "overlap": self.overlap,
-            "drop_void": self.drop_void,
-            "tta": None if self.tta is None else self.tta.to_dict(),
-            "cleanup": self.cleanup.to_dict(),
-            "min_confidence": self.min_confidence,
-            "precision": self.precision,
-            "threads": self.threads,
-            "description": self.description,
-        }
+        """JSON-ready dict with ``"version"`` first, then every field in order;
+        :meth:`from_dict` restores an equal config.
+
+        Fields added after format version 1 (``batch_size``) are left out at their defaults.
+        """
+        data: dict[str, Any] = {"version": CONFIG_VERSION}
+        for field in attrs.fields(SegmentConfig):
+            value = getattr(self, field.name)
+            if field.metadata.get("omit_default") and value == field.default:
+                continue
+            data[field.name] = value.to_dict() if hasattr(value, "to_dict") else value
+        return data
 
     def to_json(self) -> str:
         """:meth:`to_dict` as indented JSON."""
@@ -321,7 +218,7 @@ class SegmentConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SegmentConfig:
-        """Build from a parsed JSON object, checking every key and type.
+        """Build from a parsed JSON object, checking every key and value.
 
         Raises:
             ConfigError: naming the key, what was expected and what was found, for an unknown
@@ -329,29 +226,31 @@ class SegmentConfig:
                 :data:`CONFIG_VERSION`.
 
         Example:
-            >>> SegmentConfig.from_dict({"cleanup": {"majority": "3"}})  # doctest: +ELLIPSIS
+            >>> SegmentConfig.from_dict({"cleanup": {"majority": 4}})  # doctest: +ELLIPSIS
             Traceback (most recent call last):
             ...
-            camvidseg.exceptions.ConfigError: key 'cleanup.majority': expected 0 (off) or ...
+            camvidseg.exceptions.ConfigError: key 'cleanup': majority must be 0 (off) or ...
         """
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"a config must be a JSON object (got {_json_type(data)})")
-        _check_keys(data, _TOP_LEVEL, "")
+        validators.instance_of(Mapping, "a JSON object").check(data, "a config")
+        validators.check_keys(data, ("version", *(f.name for f in attrs.fields(cls))))
         version = data.get("version", CONFIG_VERSION)
-        if version < 1 or version > CONFIG_VERSION:
+        if not validators.int_range(1, CONFIG_VERSION).accepts(version):
             raise ConfigError(
                 f"key 'version': this camvidseg reads config versions 1..{CONFIG_VERSION} "
-                f"(got {version}); upgrade camvidseg to read it"
+                f"(got {version!r}); upgrade camvidseg to read it"
             )
         values = {k: v for k, v in data.items() if k != "version"}
-        cleanup = values.get("cleanup")
-        if cleanup is not None:
-            _check_keys(cleanup, _CLEANUP, "cleanup.")
-            values["cleanup"] = _nested(CleanupConfig.from_dict, cleanup, "cleanup")
-        tta = values.get("tta")
-        if tta is not None:
-            _check_keys(tta, _TTA, "tta.")
-            values["tta"] = _nested(TTAConfig.from_dict, tta, "tta")
+        nested: tuple[tuple[str, type[CleanupConfig] | type[TTAConfig]], ...] = (
+            ("cleanup", CleanupConfig),
+            ("tta", TTAConfig),
+        )
+        for key, kind in nested:
+            value = values.get(key)
+            _OBJECT.check(value, key)
+            if value is not None:
+                fields = [f.name for f in attrs.fields(kind)]
+                validators.check_keys(value, fields, prefix=f"{key}.")
+                values[key] = _nested(kind.from_dict, value, key)
         return cls(**values)
 
     # -- building a Segmenter -----------------------------------------------------------------
@@ -359,48 +258,62 @@ class SegmentConfig:
     def segmenter_options(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~camvidseg.Segmenter` (all but the backend).
 
-        Keys: ``palette``, ``grouping``, ``max_side``, ``tile``, ``overlap``, ``drop_void``,
-        ``tta``, ``cleanup`` (``None`` when no step is on) and ``min_confidence``.
+        Every field that is a Segmenter argument, under its own name (``grouping``,
+        ``max_side``, ``batch_size``, ``tile``, ``overlap``, ``drop_void``, ``tta``,
+        ``min_confidence``; ``cleanup`` is ``None`` when no step is on), and ``palette`` for
+        ``classes``.
         """
-        return {
-            "palette": self.palette,
-            "grouping": self.grouping,
-            "max_side": self.max_side,
-            "tile": self.tile,
-            "overlap": self.overlap,
-            "drop_void": self.drop_void,
-            "tta": self.tta,
-            "cleanup": self.cleanup if self.cleanup.enabled else None,
-            "min_confidence": self.min_confidence,
+        options = {
+            field.name: getattr(self, field.name)
+            for field in attrs.fields(SegmentConfig)
+            if field.metadata.get("segmenter", True)
         }
+        options["palette"] = self.palette
+        options["cleanup"] = self.cleanup if self.cleanup.enabled else None
+        return options
 
     def build_segmenter(
-        self, backend: Backend | None = None, *, default_model: str | None = None, **options: Any
+        self,
+        backend: Backend | None = None,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        default_model: str | None = None,
+        **options: Any,
     ) -> Segmenter:
-        """A :class:`~camvidseg.Segmenter` with these settings.
+        """A :class:`~camvidseg.Segmenter` with these settings: the one way to build one from
+        settings (the command line, ``tune`` and other front-ends all come here).
 
         Args:
-            backend: The model to wrap; ``None`` loads :attr:`model` (else ``default_model``,
-                else the published HRNet) with :meth:`Segmenter.from_hub`.
+            backend: The model to wrap; ``None`` opens :attr:`model` (else ``default_model``,
+                else the published HRNet) with :func:`camvidseg.backends.open_backend`.
+            cache_dir: TF Hub cache for opening the model (a load-time option, not a setting).
+            timeout: Seconds a network read may stall while opening the model.
             default_model: Handle used when :attr:`model` is ``None``.
-            **options: Override :meth:`segmenter_options` or add others (``batch_size``,
-                ``cache_dir`` and ``timeout`` for loading, ...).
+            **options: Override :meth:`segmenter_options` or add other :class:`Segmenter`
+                arguments (``keep_image``, ``max_pixels``, ...).
+
+        Raises:
+            ModelLoadError: when the model cannot be opened (listing what was tried).
 
         Example:
-            >>> from camvidseg.testing import NearestColorBackend
-            >>> segmenter = SegmentConfig(classes=11).build_segmenter(NearestColorBackend())
-            >>> segmenter.palette.name
-            'camvid11'
+            >>> segmenter = SegmentConfig(model="fake:noisy", classes=11).build_segmenter()
+            >>> segmenter.palette.name, segmenter.backend.name
+            ('camvid11', 'fake:nearest-color-33+speckle0.1/0')
         """
-        from camvidseg.segmenter import DEFAULT_HANDLE, Segmenter
+        from camvidseg.backends.resolver import open_backend
+        from camvidseg.segmenter import Segmenter
 
         merged = {**self.segmenter_options(), **options}
-        if backend is not None:
-            return Segmenter(backend, **merged)
-        handle = self.model or default_model or DEFAULT_HANDLE
-        merged.setdefault("precision", self.precision)
-        merged.setdefault("threads", self.threads)
-        return Segmenter.from_hub(handle, **merged)
+        if backend is None:
+            backend = open_backend(
+                self.model or default_model,
+                cache_dir=cache_dir,
+                timeout=timeout,
+                precision=self.precision,
+                threads=self.threads,
+            )
+        return Segmenter(backend, **merged)
 
 
 def _nested(build: Callable[[Mapping[str, Any]], Any], data: Mapping[str, Any], key: str) -> Any:
@@ -408,6 +321,43 @@ def _nested(build: Callable[[Mapping[str, Any]], Any], data: Mapping[str, Any], 
         return build(data)
     except ConfigError as exc:
         raise ConfigError(f"key {key!r}: {exc}") from None
+
+
+def load_json_file(
+    path: str | os.PathLike[str], build: Callable[[Any], _T], *, what: str = "config"
+) -> _T:
+    """Read a JSON file and build a value from it with ``build`` (e.g. ``from_dict``).
+
+    The one reader of camvidseg's JSON settings files (configs, tune's search grids).
+
+    Args:
+        path: The file.
+        build: Turns the parsed JSON into the value, raising :class:`ConfigError` if it is bad.
+        what: What the file is, for messages (``"config"``, ``"grid"``).
+
+    Raises:
+        ConfigError: naming the file (and ``build``'s message) when it is missing, a folder,
+            unreadable, not JSON, or does not describe a valid value.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such {what} file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a {what} file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read {what} file ({exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from None
+    try:
+        return build(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def load_config(path: str | os.PathLike[str]) -> SegmentConfig:
@@ -424,25 +374,7 @@ def load_config(path: str | os.PathLike[str]) -> SegmentConfig:
         ...     load_config(path).min_confidence
         0.4
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, not a config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
-        ) from None
-    try:
-        return SegmentConfig.from_dict(data)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    return load_json_file(path, SegmentConfig.from_dict, what="config")
 
 
 def save_config(config: SegmentConfig, path: str | os.PathLike[str]) -> Path:

@@ -26,17 +26,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from camvidseg._version import __version__
-from camvidseg.backends.tfhub import (
+from camvidseg.backends.handles import (
     DEFAULT_HANDLE,
     DEFAULT_TIMEOUT,
     HandleKind,
-    _import_tf,
-    _short,
     classify_handle,
+)
+from camvidseg.backends.tfhub import (
     fetch,
+    import_tensorflow,
     inspect_cache,
     load_savedmodel,
     resolve_cache_dir,
+    short_error,
 )
 from camvidseg.exceptions import BackendError, ModelLoadError
 from camvidseg.palette import CamVidPalette
@@ -432,7 +434,7 @@ def describe(
             return ModelInfo(handle, kind, entry.folder, cached=False, cache_dir=cache)
     folder = fetch(handle, cache_dir=cache_dir, timeout=timeout)
     model = load_savedmodel(folder, handle)
-    tf, _ = _import_tf()
+    tf, _ = import_tensorflow()
     functions = _function_infos(model, tf)
     batch = _probe_batch()
     channels: int | None = None
@@ -446,7 +448,7 @@ def describe(
         except Exception as exc:  # TF raises many types for inputs a model cannot take
             raise BackendError(
                 f"{handle}: {function.name} failed on a tiny {list(PROBE_SHAPE)} image: "
-                f"{_short(exc)}"
+                f"{short_error(exc)}"
             ) from None
         if function.name == "predict" and output.ndim == 4:
             channels = int(output.shape[-1])
@@ -485,7 +487,7 @@ def _checks(model: Any, tf: Any) -> tuple[list[Check], int | None, ChannelLayout
     try:
         scores = _run(model, "predict", batch, tf)
     except Exception as exc:  # TF raises many types for inputs a model cannot take
-        checks.append(Check("predict runs", False, f"on {list(PROBE_SHAPE)}: {_short(exc)}"))
+        checks.append(Check("predict runs", False, f"on {list(PROBE_SHAPE)}: {short_error(exc)}"))
         return checks, None, None
     checks.append(
         Check(
@@ -544,7 +546,7 @@ def _checks(model: Any, tf: Any) -> tuple[list[Check], int | None, ChannelLayout
             detail = f"{list(PROBE_SHAPE)} -> {list(features.shape)}"
             ok = features.ndim == 4 and features.shape[0] == 1
         except Exception as exc:  # as above
-            detail, ok = _short(exc), False
+            detail, ok = short_error(exc), False
         checks.append(Check("get_features", ok, detail, required=False))
     else:
         checks.append(
@@ -557,7 +559,7 @@ def _verify_folder(folder: Path, handle: str) -> VerifyReport:
     started = time.monotonic()
     model = load_savedmodel(folder, handle)
     seconds = time.monotonic() - started
-    tf, _ = _import_tf()
+    tf, _ = import_tensorflow()
     checks, channels, layout = _checks(model, tf)
     checks.insert(0, Check("loads", True, f"from {folder}"))
     return VerifyReport(

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from camvidseg import validators
 from camvidseg._types import (
     UNLABELLED,
     ConfidenceMap,
@@ -22,6 +23,7 @@ from camvidseg._types import (
     Scores,
 )
 from camvidseg.backends.base import Backend, LabelBackend, check_scores
+from camvidseg.backends.handles import DEFAULT_HANDLE, DEFAULT_TIMEOUT
 from camvidseg.cleanup import CleanupConfig
 from camvidseg.exceptions import ConfigError, InvalidImageError
 from camvidseg.imageio import read_label_png, save_label_png, to_rgb_array
@@ -38,7 +40,6 @@ from camvidseg.tta import TTAConfig
 
 __all__ = ["DEFAULT_HANDLE", "DEFAULT_MAX_PIXELS", "DEFAULT_TILE", "Segmentation", "Segmenter"]
 
-DEFAULT_HANDLE = "https://tfhub.dev/google/HRNet/camvid-hrnetv2-w48/1"
 #: Images with more pixels than this are segmented in tiles (and finalised in row bands).
 DEFAULT_MAX_PIXELS = 4096 * 4096
 #: Tile side used when tiling starts automatically.
@@ -243,9 +244,7 @@ def _resized(image: ImageArray, size: tuple[int, int]) -> ImageArray:
     return np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BILINEAR))
 
 
-def _positive(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
-    if value is not None and value < 1:
-        raise ConfigError(f"{attribute.name} must be >= 1 (got {value})")
+_POSITIVE_OR_NONE = validators.optional(validators.int_range(1))
 
 
 @attrs.define
@@ -292,19 +291,29 @@ class Segmenter:
     backend: Backend
     palette: CamVidPalette = attrs.field(factory=CamVidPalette.camvid32, kw_only=True)
     grouping: str = attrs.field(default="merge", kw_only=True)
-    max_side: int | None = attrs.field(default=None, kw_only=True, validator=_positive)
-    batch_size: int = attrs.field(default=1, kw_only=True, validator=_positive)
+    max_side: int | None = attrs.field(default=None, kw_only=True, validator=_POSITIVE_OR_NONE)
+    batch_size: int = attrs.field(default=1, kw_only=True, validator=validators.int_range(1))
     drop_void: bool = attrs.field(default=False, kw_only=True)
-    min_confidence: float | None = attrs.field(default=None, kw_only=True)
+    min_confidence: float | None = attrs.field(
+        default=None, kw_only=True, validator=validators.optional(validators.in_range(0, 1))
+    )
     keep_image: bool = attrs.field(default=True, kw_only=True)
     layout: ChannelLayout | None = attrs.field(default=None, kw_only=True)
-    tile: int | None = attrs.field(default=None, kw_only=True, validator=_positive)
+    tile: int | None = attrs.field(default=None, kw_only=True, validator=_POSITIVE_OR_NONE)
     overlap: int = attrs.field(default=64, kw_only=True)
     max_pixels: int | None = attrs.field(
-        default=DEFAULT_MAX_PIXELS, kw_only=True, validator=_positive
+        default=DEFAULT_MAX_PIXELS, kw_only=True, validator=_POSITIVE_OR_NONE
     )
-    tta: TTAConfig | None = attrs.field(default=None, kw_only=True)
-    cleanup: CleanupConfig | None = attrs.field(default=None, kw_only=True)
+    tta: TTAConfig | None = attrs.field(
+        default=None,
+        kw_only=True,
+        validator=validators.optional(validators.instance_of(TTAConfig, "a TTAConfig")),
+    )
+    cleanup: CleanupConfig | None = attrs.field(
+        default=None,
+        kw_only=True,
+        validator=validators.optional(validators.instance_of(CleanupConfig, "a CleanupConfig")),
+    )
     fused_labels: bool = attrs.field(default=True, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
@@ -312,15 +321,7 @@ class Segmenter:
             raise ConfigError(f"palette must be camvid32 or camvid11 (got {self.palette.name})")
         if self.palette.name == "camvid11":
             get_grouping(self.grouping)  # fail early on an unknown name
-        if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
-            raise ConfigError(f"min_confidence must be in [0, 1] (got {self.min_confidence})")
         TileGrid.for_shape((1, 1), self.tile or DEFAULT_TILE, self.overlap)  # validates overlap
-        if self.tta is not None and not isinstance(self.tta, TTAConfig):
-            raise ConfigError(f"tta must be a TTAConfig or None (got {type(self.tta).__name__})")
-        if self.cleanup is not None and not isinstance(self.cleanup, CleanupConfig):
-            raise ConfigError(
-                f"cleanup must be a CleanupConfig or None (got {type(self.cleanup).__name__})"
-            )
 
     @classmethod
     def from_hub(
@@ -328,18 +329,18 @@ class Segmenter:
         handle: str | os.PathLike[str] = DEFAULT_HANDLE,
         *,
         cache_dir: str | os.PathLike[str] | None = None,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         input_multiple: int = 1,
         precision: str = "fp32",
         threads: int | None = None,
         **options: Any,
     ) -> Segmenter:
-        """Load the HRNet CamVid model with tensorflow_hub and wrap it.
+        """Open a model handle with :func:`camvidseg.backends.open_backend` and wrap it.
 
         Args:
-            handle: tfhub.dev URL (default), Kaggle Models handle, a local SavedModel folder, or
-                an OpenVINO IR folder from ``camvidseg model convert`` (run by OpenVINO, without
-                TensorFlow).
+            handle: tfhub.dev URL (default), Kaggle Models handle, a local SavedModel folder, an
+                OpenVINO IR folder (``camvidseg model convert``; runs without TensorFlow), or a
+                fake model (``fake:33``, ``fake:32``, ``fake:noisy``).
             cache_dir: TF Hub cache (default ``$TFHUB_CACHE_DIR``, else ``$TMPDIR/tfhub_modules``).
             timeout: Seconds a network read may stall before the load fails.
             input_multiple: Pad inputs so H and W are multiples of this (1: any size).
@@ -351,24 +352,20 @@ class Segmenter:
             ModelLoadError: when the model cannot be found or loaded; the message lists what was
                 tried and how to point at a local copy or a cache folder.
             ConfigError: for bf16 on a CPU without native bfloat16.
+
+        Example:
+            >>> Segmenter.from_hub("fake:32", batch_size=2).backend.name
+            'fake:nearest-color-32'
         """
-        # feat-openvino stand-in until backends.open_backend (issue 10) lands: an OpenVINO IR
-        # folder is recognised from its files and never imports TensorFlow.
-        from camvidseg.backends.openvino import OpenVINOBackend, is_openvino_folder
+        from camvidseg.backends.resolver import open_backend
 
-        if is_openvino_folder(handle):
-            return cls(
-                OpenVINOBackend.load(handle, precision=precision, threads=threads), **options
-            )
-        from camvidseg.backends.tfhub import TFHubBackend
-
-        backend = TFHubBackend.load(
-            os.fspath(handle),
+        backend = open_backend(
+            handle,
             cache_dir=cache_dir,
             timeout=timeout,
-            input_multiple=input_multiple,
             precision=precision,
             threads=threads,
+            input_multiple=input_multiple,
         )
         return cls(backend, **options)
 
@@ -395,8 +392,7 @@ class Segmenter:
             return_scores: Keep ``(H, W, 32)`` class probabilities on each result.
         """
         size = self.batch_size if batch_size is None else batch_size
-        if size < 1:
-            raise ConfigError(f"batch_size must be >= 1 (got {size})")
+        validators.int_range(1).check(size, "batch_size")
         chunk: list[tuple[ImageArray, Path | None]] = []
         for image in images:
             source = Path(image) if isinstance(image, (str, os.PathLike)) else None

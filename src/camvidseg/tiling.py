@@ -25,19 +25,11 @@ from numpy.typing import NDArray
 from camvidseg._types import Scores
 from camvidseg.exceptions import BackendError, ConfigError
 from camvidseg.postprocess import bilinear_axis
+from camvidseg.validators import check_tile_overlap
 
 __all__ = ["Tile", "TileGrid", "axis_weights", "resize_score_rows", "tile_spans"]
 
 Span = tuple[int, int]
-
-
-def _check_tiling(tile: int, overlap: int) -> None:
-    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
-        raise ConfigError(f"tile must be an integer >= 1 (got {tile!r})")
-    if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)) or overlap < 0:
-        raise ConfigError(f"overlap must be an integer >= 0 (got {overlap!r})")
-    if 2 * overlap > tile:
-        raise ConfigError(f"overlap must be at most half the tile ({tile // 2}; got {overlap})")
 
 
 def tile_spans(length: int, tile: int, overlap: int) -> tuple[Span, ...]:
@@ -63,7 +55,7 @@ def tile_spans(length: int, tile: int, overlap: int) -> tuple[Span, ...]:
         >>> tile_spans(300, 512, 64)
         ((0, 300),)
     """
-    _check_tiling(tile, overlap)
+    check_tile_overlap(tile, overlap)
     if length < 1:
         raise ConfigError(f"cannot tile an axis of length {length}")
     if length <= tile:

@@ -9,18 +9,19 @@ only then takes the argmax. Scales are relative to the size the model would othe
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
 
+from camvidseg import validators
 from camvidseg.exceptions import ConfigError
 
 __all__ = ["MAX_SCALE", "TTAConfig"]
 
 #: Largest accepted scale (the model's memory grows with its square).
 MAX_SCALE = 4.0
+_SCALE = validators.in_range(0.0, MAX_SCALE, low_open=True)
 
 
 def _to_scales(value: object) -> tuple[float, ...]:
@@ -31,23 +32,12 @@ def _to_scales(value: object) -> tuple[float, ...]:
     items = list(value)
     if not items:
         raise ConfigError("scales must not be empty")
-    scales = []
     for item in items:
-        if isinstance(item, bool) or not isinstance(item, (int, float)):
-            raise ConfigError(f"scales must be numbers (got {item!r})")
-        scale = float(item)
-        if not (math.isfinite(scale) and 0.0 < scale <= MAX_SCALE):
-            raise ConfigError(f"every scale must be in (0, {MAX_SCALE}] (got {item!r})")
-        scales.append(scale)
+        _SCALE.check(item, "every scale")
+    scales = [float(item) for item in items]
     if len(set(scales)) != len(scales):
         raise ConfigError(f"scales must be distinct (got {scales})")
     return tuple(scales)
-
-
-def _check_flip(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    del instance, attribute
-    if not isinstance(value, bool):
-        raise ConfigError(f"flip must be true or false (got {value!r})")
 
 
 @attrs.frozen
@@ -66,7 +56,7 @@ class TTAConfig:
         (True, True)
     """
 
-    flip: bool = attrs.field(default=False, validator=_check_flip)
+    flip: bool = attrs.field(default=False, validator=validators.instance_of(bool, "true or false"))
     scales: tuple[float, ...] = attrs.field(default=(1.0,), converter=_to_scales)
 
     def views(self) -> tuple[tuple[float, bool], ...]:
@@ -88,9 +78,5 @@ class TTAConfig:
         """Build from :meth:`to_dict` output; unknown keys are a :class:`ConfigError`."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"a TTA config must be a mapping (got {type(data).__name__})")
-        unknown = sorted(set(data) - {"flip", "scales"})
-        if unknown:
-            raise ConfigError(
-                f"unknown TTA option(s) {', '.join(map(repr, unknown))}; expected flip, scales"
-            )
+        validators.check_keys(data, ("flip", "scales"), noun="TTA option(s)")
         return cls(**dict(data))

@@ -41,7 +41,13 @@ from camvidseg.backends.openvino import (
     openvino_folder,
     write_metadata,
 )
-from camvidseg.backends.tfhub import DEFAULT_HANDLE, DEFAULT_TIMEOUT, fetch, load_savedmodel
+from camvidseg.backends.tfhub import (
+    DEFAULT_HANDLE,
+    DEFAULT_TIMEOUT,
+    fetch,
+    import_tensorflow,
+    load_savedmodel,
+)
 from camvidseg.exceptions import CamVidSegError, ConfigError, ModelLoadError
 
 __all__ = [
@@ -363,7 +369,7 @@ def convert_to_openvino(
     folder = fetch(source, cache_dir=cache_dir, timeout=timeout)
     label_set, label_channels = _label_set_of(folder)
     tf_model = load_savedmodel(folder, source)
-    import tensorflow as tf  # loaded already by load_savedmodel
+    tf, _ = import_tensorflow()  # loaded already by load_savedmodel
 
     predict = _concrete(tf, tf_model, "predict", source)
     _check_label_channels(label_channels, _static_channels(predict), source)

@@ -14,12 +14,21 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
+from camvidseg import validators
 from camvidseg._types import ConfidenceMap, LabelMap, Scores
 from camvidseg.backends.base import Backend, check_batch
+from camvidseg.backends.handles import FAKE_PREFIX
+from camvidseg.exceptions import ConfigError
 from camvidseg.palette import CamVidPalette
 from camvidseg.postprocess import ChannelLayout, labels_and_confidence
 
-__all__ = ["NearestColorBackend", "SpeckleNoiseBackend", "nearest_color_logits"]
+__all__ = [
+    "FakeHandle",
+    "NearestColorBackend",
+    "SpeckleNoiseBackend",
+    "nearest_color_logits",
+    "parse_fake_handle",
+]
 
 #: Softmax temperature in squared 8-bit RGB units: neighbours ~64 levels apart differ by ~2 logits.
 DEFAULT_TEMPERATURE = 2048.0
@@ -74,18 +83,13 @@ class NearestColorBackend:
         [[[31, 18]]]
     """
 
-    channels: int = attrs.field(default=33)
+    channels: int = attrs.field(default=33, validator=validators.in_((32, 33)))
     temperature: float = DEFAULT_TEMPERATURE
     background_logit: float = DEFAULT_BACKGROUND_LOGIT
-    latency: float = 0.0
+    latency: float = attrs.field(default=0.0, validator=validators.ge(0))
     feature_dim: int = 720
-    input_multiple: int = 1
+    input_multiple: int = attrs.field(default=1, validator=validators.int_range(1))
     calls: int = attrs.field(default=0, init=False)
-
-    @channels.validator
-    def _check_channels(self, attribute: attrs.Attribute[int], value: int) -> None:
-        if value not in (32, 33):
-            raise ValueError(f"channels must be 32 or 33 (got {value})")
 
     @property
     def name(self) -> str:
@@ -150,14 +154,9 @@ class SpeckleNoiseBackend:
     """
 
     inner: Backend = attrs.field(factory=NearestColorBackend)
-    fraction: float = attrs.field(default=0.1)
+    fraction: float = attrs.field(default=0.1, validator=validators.in_range(0, 1))
     seed: int = 0
     calls: int = attrs.field(default=0, init=False)
-
-    @fraction.validator
-    def _check_fraction(self, attribute: attrs.Attribute[float], value: float) -> None:
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"fraction must be in [0, 1] (got {value})")
 
     @property
     def name(self) -> str:
@@ -181,3 +180,68 @@ class SpeckleNoiseBackend:
                 i, rng.integers(0, height, ys.size), rng.integers(0, width, xs.size)
             ]
         return noisy
+
+
+@attrs.frozen
+class FakeHandle:
+    """A parsed ``fake:`` model handle (see :func:`parse_fake_handle`).
+
+    Attributes:
+        channels: 33 or 32 (the channel layout of :class:`NearestColorBackend`).
+        latency: Seconds every model call sleeps (for tests of slow models and benchmarks).
+        noisy: Wrap the model in :class:`SpeckleNoiseBackend` (known, repairable noise).
+    """
+
+    channels: int = 33
+    latency: float = 0.0
+    noisy: bool = False
+
+    def backend(self, input_multiple: int = 1) -> Backend:
+        """The fake model this handle names."""
+        clean = NearestColorBackend(
+            channels=self.channels, latency=self.latency, input_multiple=input_multiple
+        )
+        return SpeckleNoiseBackend(clean) if self.noisy else clean
+
+
+def parse_fake_handle(handle: str) -> FakeHandle:
+    """Parse ``fake:33``, ``fake:32`` or ``fake:noisy``, optionally with ``?latency=SECONDS``.
+
+    ``fake:33`` (also plain ``fake:``) is :class:`NearestColorBackend` with a background channel,
+    ``fake:32`` the same with Void in channel 0, ``fake:noisy`` the 33-channel one with
+    :class:`SpeckleNoiseBackend` noise. The latency parameter is for tests of slow models
+    (interruptions, progress) and benchmarks: every model call sleeps that long.
+
+    Raises:
+        ConfigError: for another name, an unknown parameter or a bad latency.
+
+    Example:
+        >>> parse_fake_handle("fake:32?latency=0.5")
+        FakeHandle(channels=32, latency=0.5, noisy=False)
+        >>> parse_fake_handle("fake:noisy").backend().name
+        'fake:nearest-color-33+speckle0.1/0'
+    """
+    if not handle.startswith(FAKE_PREFIX):
+        raise ConfigError(
+            f"{handle!r} is not a fake model handle (those start with {FAKE_PREFIX!r})"
+        )
+    spec, _, query = handle.removeprefix(FAKE_PREFIX).partition("?")
+    noisy = spec.startswith("noisy")
+    if noisy:
+        spec = spec.replace("noisy", "33", 1)
+    channels = spec or "33"
+    if channels not in ("32", "33"):
+        raise ConfigError(f"unknown fake model {handle!r} (use fake:33, fake:32 or fake:noisy)")
+    latency = 0.0
+    for item in filter(None, query.split("&")):
+        key, _, value = item.partition("=")
+        if key != "latency":
+            raise ConfigError(f"unknown fake model parameter {key!r} in {handle!r} (use latency)")
+        parsed: object
+        try:
+            parsed = float(value)
+        except ValueError:
+            parsed = value
+        validators.ge(0).check(parsed, "fake model latency")
+        latency = float(value)
+    return FakeHandle(int(channels), latency, noisy)

@@ -29,7 +29,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -38,6 +38,8 @@ from numpy.typing import NDArray
 from camvidseg._types import ConfidenceMap, LabelMap, Scores
 from camvidseg._version import __version__
 from camvidseg.backends.base import check_batch
+from camvidseg.backends.handles import OPENVINO_XML as MODEL_XML
+from camvidseg.backends.handles import is_openvino_folder, openvino_folder
 from camvidseg.backends.precision import check_settings
 from camvidseg.exceptions import BackendError, ConfigError, ModelLoadError
 from camvidseg.imageio import atomic_write
@@ -55,7 +57,6 @@ __all__ = [
     "THROUGHPUT_REQUESTS",
     "OpenVINOBackend",
     "OpenVINOMetadata",
-    "OpenVINOResolver",
     "import_openvino",
     "is_openvino_folder",
     "openvino_folder",
@@ -66,7 +67,6 @@ __all__ = [
 
 log = logging.getLogger("camvidseg")
 
-MODEL_XML = "model.xml"
 FEATURES_XML = "features.xml"
 METADATA_NAME = "camvidseg_openvino.json"
 METADATA_FORMAT = "camvidseg-openvino"
@@ -96,31 +96,6 @@ def import_openvino() -> Any:
 
 
 # -- the folder and its metadata -------------------------------------------------------------------
-
-
-def openvino_folder(handle: str | os.PathLike[str]) -> Path | None:
-    """The IR folder ``handle`` names (the folder, or its ``model.xml``), else ``None``.
-
-    Looks at the files only: a folder holding ``model.xml``.
-
-    Example:
-        >>> openvino_folder("https://tfhub.dev/google/HRNet/camvid-hrnetv2-w48/1") is None
-        True
-    """
-    text = os.fspath(handle)
-    if "://" in text:
-        return None
-    path = Path(text).expanduser()
-    if path.name == MODEL_XML and path.is_file():
-        return path.parent
-    if (path / MODEL_XML).is_file():
-        return path
-    return None
-
-
-def is_openvino_folder(handle: str | os.PathLike[str]) -> bool:
-    """Whether ``handle`` names an OpenVINO IR folder (see :func:`openvino_folder`)."""
-    return openvino_folder(handle) is not None
 
 
 def _check_label_set(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -282,6 +257,7 @@ class OpenVINOBackend:
         precision: ``"fp32"`` or ``"bf16"`` (set explicitly on every compiled model).
         threads: OpenVINO's ``INFERENCE_NUM_THREADS`` (``None``: all cores).
         features: The ``openvino.Model`` of ``get_features``, if converted.
+        input_multiple: Have the Segmenter pad H and W to a multiple of this (1: any size).
     """
 
     def __init__(
@@ -293,6 +269,7 @@ class OpenVINOBackend:
         precision: str = "fp32",
         threads: int | None = None,
         features: Any = None,
+        input_multiple: int = 1,
     ) -> None:
         self._ov = import_openvino()
         self._precision, self._threads = check_settings(precision, threads, "OpenVINO")
@@ -303,10 +280,16 @@ class OpenVINOBackend:
         self._core = self._ov.Core()
         self._cache: OrderedDict[tuple[Any, ...], _Compiled] = OrderedDict()
         self._lock = threading.Lock()
+        self._input_multiple = input_multiple
 
     @classmethod
     def load(
-        cls, folder: str | os.PathLike[str], *, precision: str = "fp32", threads: int | None = None
+        cls,
+        folder: str | os.PathLike[str],
+        *,
+        precision: str = "fp32",
+        threads: int | None = None,
+        input_multiple: int = 1,
     ) -> OpenVINOBackend:
         """Read an IR folder made by ``camvidseg model convert --to openvino``.
 
@@ -314,6 +297,7 @@ class OpenVINOBackend:
             folder: The folder (or its ``model.xml``).
             precision: ``"fp32"`` (default) or ``"bf16"`` (CPUs with ``avx512_bf16``/AMX).
             threads: Inference threads (default: all cores).
+            input_multiple: See the class docstring.
 
         Raises:
             ModelLoadError: if the folder, its metadata or the network cannot be read, or
@@ -335,7 +319,15 @@ class OpenVINOBackend:
                 f"{path / MODEL_XML}: expected one input (images) and the scores as output, "
                 f"found {len(model.inputs)} input(s) and {len(model.outputs)} output(s)"
             )
-        return cls(model, path, metadata, precision=precision, threads=threads, features=features)
+        return cls(
+            model,
+            path,
+            metadata,
+            precision=precision,
+            threads=threads,
+            features=features,
+            input_multiple=input_multiple,
+        )
 
     # -- Backend protocol --------------------------------------------------------------------
 
@@ -345,7 +337,7 @@ class OpenVINOBackend:
 
     @property
     def input_multiple(self) -> int:
-        return 1
+        return self._input_multiple
 
     @property
     def folder(self) -> Path:
@@ -535,34 +527,3 @@ def _first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     useful = [line for line in lines if not line.startswith(("Exception from", "Check '"))]
     return (useful or lines or [type(exc).__name__])[0]
-
-
-# -- resolver ------------------------------------------------------------------------------------
-
-
-class _OpenOptions(Protocol):
-    """What :meth:`OpenVINOResolver.open` reads of the resolver's options."""
-
-    @property
-    def precision(self) -> str: ...
-
-    @property
-    def threads(self) -> int | None: ...
-
-
-class OpenVINOResolver:
-    """Opens an OpenVINO IR folder (one handle kind of the model-handle resolver).
-
-    Recognises the folder from its files alone (``model.xml``), so neither TensorFlow nor
-    OpenVINO is imported to decide.
-
-    Example:
-        >>> OpenVINOResolver().is_supported("fake:33")
-        False
-    """
-
-    def is_supported(self, handle: str) -> bool:
-        return is_openvino_folder(handle)
-
-    def open(self, handle: str, options: _OpenOptions) -> OpenVINOBackend:
-        return OpenVINOBackend.load(handle, precision=options.precision, threads=options.threads)

@@ -189,6 +189,7 @@ def backend_settings(backend: object) -> dict[str, Any]:
 
 
 def _tensorflow() -> Any:
-    import tensorflow as tf
+    from camvidseg.backends.tfhub import import_tensorflow
 
+    tf, _ = import_tensorflow()
     return tf

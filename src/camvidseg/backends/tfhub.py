@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import re
 import socket
 import sys
 import tempfile
@@ -28,6 +27,12 @@ from numpy.typing import NDArray
 
 from camvidseg._types import ConfidenceMap, LabelMap, Scores
 from camvidseg.backends.base import check_batch
+from camvidseg.backends.handles import (
+    DEFAULT_HANDLE,
+    DEFAULT_TIMEOUT,
+    KAGGLE_HANDLE,
+    classify_handle,
+)
 from camvidseg.exceptions import BackendError, ModelLoadError
 
 if TYPE_CHECKING:
@@ -35,46 +40,27 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_HANDLE",
+    "DEFAULT_TIMEOUT",
     "KAGGLE_HANDLE",
     "CacheEntry",
     "TFHubBackend",
     "cache_folder",
     "classify_handle",
     "fetch",
+    "import_tensorflow",
     "inspect_cache",
     "labels_and_confidence_op",
     "load_savedmodel",
     "resolve_cache_dir",
+    "short_error",
 ]
 
 log = logging.getLogger("camvidseg")
 
-#: The published model (tfhub.dev redirects to Kaggle Models).
-DEFAULT_HANDLE = "https://tfhub.dev/google/HRNet/camvid-hrnetv2-w48/1"
-#: The same model as a Kaggle Models handle (needs the ``kaggle`` extra).
-KAGGLE_HANDLE = "google/hrnet/tensorFlow2/camvid-hrnetv2-w48/1"
-#: Seconds a network read may stall before the download is abandoned.
-DEFAULT_TIMEOUT = 30.0
+# DEFAULT_HANDLE, KAGGLE_HANDLE, DEFAULT_TIMEOUT and classify_handle are defined once, in
+# camvidseg.backends.handles, and re-exported here (their historical home).
 
-HandleKind = Literal["path", "url", "kaggle"]
 CacheState = Literal["absent", "complete", "incomplete", "locked"]
-_KAGGLE_RE = re.compile(r"^[\w.-]+/[\w.-]+/[\w.-]+/[\w.-]+(/\d+)?$")
-
-
-def classify_handle(handle: str) -> HandleKind:
-    """Tell what kind of model handle ``handle`` is.
-
-    Example:
-        >>> classify_handle(DEFAULT_HANDLE), classify_handle(KAGGLE_HANDLE), classify_handle(".")
-        ('url', 'kaggle', 'path')
-    """
-    if re.match(r"^(https?|gs)://", handle):
-        return "url"
-    if Path(handle).expanduser().exists():
-        return "path"
-    if _KAGGLE_RE.match(handle) and not handle.startswith((".", "/", "~")):
-        return "kaggle"
-    return "path"
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -269,7 +255,15 @@ def _captured_stderr_fd() -> Iterator[None]:
                 log.debug("TensorFlow start-up output:\n%s", chatter)
 
 
-def _import_tf() -> tuple[Any, Any]:
+def import_tensorflow() -> tuple[Any, Any]:
+    """Import and return ``(tensorflow, tensorflow_hub)``, the one way camvidseg imports them.
+
+    TensorFlow's start-up chatter goes to the debug log; the first call pays the import, later
+    calls return the loaded modules.
+
+    Raises:
+        ModelLoadError: when they are not installed, naming the extra to install.
+    """
     if "tensorflow_hub" in sys.modules:  # imported already: skip the stderr capture
         return sys.modules["tensorflow"], sys.modules["tensorflow_hub"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -287,7 +281,13 @@ def _import_tf() -> tuple[Any, Any]:
     return tf, hub
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
+    """``"<type>: <first line of the message>"`` of ``exc``, at most 300 characters.
+
+    Example:
+        >>> short_error(ValueError("bad shape\\nlong traceback"))
+        'ValueError: bad shape'
+    """
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
     return f"{type(exc).__name__}: {first}"[:300]
@@ -305,7 +305,7 @@ def _resolve_kaggle(handle: str) -> str:
         return str(kagglehub.model_download(handle))
     except Exception as exc:  # kagglehub raises many unrelated types on network errors
         raise ModelLoadError(
-            f"could not download Kaggle model {handle!r} with kagglehub ({_short(exc)}). "
+            f"could not download Kaggle model {handle!r} with kagglehub ({short_error(exc)}). "
             "Pass a local SavedModel folder instead, or fill kagglehub's cache "
             "(KAGGLEHUB_CACHE) on a machine with internet."
         ) from None
@@ -332,7 +332,7 @@ def labels_and_confidence_op(layout: ChannelLayout, *, jit_compile: bool = True)
         A callable taking a float32 tensor ``[..., C]`` and returning uint8 and float32 tensors
         ``[...]``.
     """
-    tf, _ = _import_tf()
+    tf, _ = import_tensorflow()
     first = int(layout.drop_first)
     ids = tf.constant(layout.channel_ids, dtype=tf.uint8)
     variadic_reduce = _variadic_reduce() if jit_compile else None
@@ -408,7 +408,7 @@ class _FusedLabels:
     """
 
     def __init__(self, predict: Callable[[Any], Any], layout: ChannelLayout, jit: bool) -> None:
-        tf, _ = _import_tf()
+        tf, _ = import_tensorflow()
         self.layout = layout
         self.jit = jit
         channels = layout.num_channels
@@ -440,7 +440,9 @@ class _FusedLabels:
                 return result
             except Exception as exc:  # XLA reports missing support as several error types
                 plain: tuple[Any, Any] = self._plain(images)
-                log.debug("XLA-compiled labels failed (%s); using the uncompiled op", _short(exc))
+                log.debug(
+                    "XLA-compiled labels failed (%s); using the uncompiled op", short_error(exc)
+                )
                 self._compiled = None
                 self.jit = False
                 return plain
@@ -531,14 +533,14 @@ def fetch(
         f"TF Hub cache {entry.folder} ({entry.state})",
         f"download of {handle} (timeout {timeout:g} s)",
     ]
-    _, hub = _import_tf()
+    _, hub = import_tensorflow()
     started = time.monotonic()
     try:
         with _download_settings(cache, timeout), _progress_hook(progress):
             resolved = Path(hub.resolve(handle))
     except Exception as exc:  # urllib, tarfile and TF raise many unrelated types
         raise ModelLoadError(
-            f"could not load model {handle!r}: {_short(exc)}. Tried: {'; '.join(tried)}. "
+            f"could not load model {handle!r}: {short_error(exc)}. Tried: {'; '.join(tried)}. "
             + _advice(handle, cache)
         ) from None
     log.info("downloaded %s to %s in %.1f s", handle, resolved, time.monotonic() - started)
@@ -557,7 +559,7 @@ def load_savedmodel(folder: str | os.PathLike[str], handle: str | None = None) -
     """
     folder = Path(folder)
     name = str(folder) if handle is None else handle
-    tf, hub = _import_tf()
+    tf, hub = import_tensorflow()
     del tf
     try:
         # The first TensorFlow op probes devices (CUDA) and writes to fd 2: keep it in the log.
@@ -571,7 +573,7 @@ def load_savedmodel(folder: str | os.PathLike[str], handle: str | None = None) -
             else "copy or download a complete SavedModel there again"
         )
         raise ModelLoadError(
-            f"could not load model {name!r}: {_short(exc)}. The SavedModel in {folder} looks "
+            f"could not load model {name!r}: {short_error(exc)}. The SavedModel in {folder} looks "
             f"corrupt or incomplete: {fix}."
         ) from None
 
@@ -648,7 +650,7 @@ class TFHubBackend:
         started = time.monotonic()
         check_settings(precision, threads, "TensorFlow")
         folder = fetch(handle, cache_dir=cache_dir, timeout=timeout)
-        _import_tf()  # before configuring it: TF's start-up output goes to the debug log
+        import_tensorflow()  # before configuring it: TF start-up output goes to the debug log
         configure_tensorflow(precision, threads)
         model = load_savedmodel(folder, handle)
         log.info("loaded %s in %.1f s", handle, time.monotonic() - started)
@@ -699,7 +701,7 @@ class TFHubBackend:
             BackendError: if the model fails or returns another channel count than ``layout``.
         """
         check_batch(batch)
-        tf, _ = _import_tf()
+        tf, _ = import_tensorflow()
         key = (layout.name, layout.num_channels)
         fused = self._fused.get(key)
         if fused is None:
@@ -709,7 +711,7 @@ class TFHubBackend:
         except Exception as exc:  # TF raises InvalidArgumentError & co for bad inputs
             raise BackendError(
                 f"{self._handle}: predict_labels failed on a batch of shape {batch.shape}: "
-                f"{_short(exc)}"
+                f"{short_error(exc)}"
             ) from None
         labels_array: LabelMap = np.asarray(labels.numpy(), dtype=np.uint8)
         conf_array: ConfidenceMap = np.asarray(conf.numpy(), dtype=np.float32)
@@ -728,13 +730,13 @@ class TFHubBackend:
         return self._call("get_features", batch)
 
     def _call(self, function: str, batch: NDArray[np.float32]) -> NDArray[np.float32]:
-        tf, _ = _import_tf()
+        tf, _ = import_tensorflow()
         try:
             result = getattr(self._model, function)(tf.constant(batch))
         except Exception as exc:  # TF raises InvalidArgumentError & co for bad inputs
             raise BackendError(
                 f"{self._handle}: {function} failed on a batch of shape {batch.shape}: "
-                f"{_short(exc)}"
+                f"{short_error(exc)}"
             ) from None
         array: NDArray[np.float32] = np.asarray(result.numpy(), dtype=np.float32)
         return array

@@ -8,6 +8,7 @@ from typing import Any, cast
 import attrs
 import numpy as np
 
+from camvidseg import validators
 from camvidseg._types import LabelMap
 from camvidseg.cleanup.checks import check_labels, class_table, copy_labels
 from camvidseg.cleanup.footprints import SHAPES, Shape
@@ -18,19 +19,6 @@ from camvidseg.exceptions import ConfigError
 __all__ = ["CleanupConfig"]
 
 # -- a cleanup pipeline ----------------------------------------------------------------------------
-
-
-def _non_negative_int(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    del instance
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{attribute.name} must be an integer >= 0 (got {value!r})")
-
-
-def _check_majority(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    _non_negative_int(instance, attribute, value)
-    assert isinstance(value, int)
-    if value > 1 and value % 2 == 0:
-        raise ConfigError(f"majority must be 0 (off) or an odd window size (got {value})")
 
 
 def _to_classes(value: object) -> tuple[int, ...] | None:
@@ -44,20 +32,6 @@ def _to_classes(value: object) -> tuple[int, ...] | None:
     ids = tuple(sorted({int(c) for c in items}))
     class_table(ids)
     return ids
-
-
-def _check_shape_name(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    del instance, attribute
-    if value not in SHAPES:
-        raise ConfigError(f"shape must be one of {', '.join(SHAPES)} (got {value!r})")
-
-
-def _check_connectivity_field(
-    instance: object, attribute: attrs.Attribute[Any], value: object
-) -> None:
-    del instance, attribute
-    if isinstance(value, bool) or value not in (4, 8):
-        raise ConfigError(f"connectivity must be 4 or 8 (got {value!r})")
 
 
 @attrs.frozen
@@ -86,12 +60,12 @@ class CleanupConfig:
         True
     """
 
-    opening: int = attrs.field(default=0, validator=_non_negative_int)
-    closing: int = attrs.field(default=0, validator=_non_negative_int)
-    shape: Shape = attrs.field(default="square", validator=_check_shape_name)
-    min_region: int = attrs.field(default=0, validator=_non_negative_int)
-    connectivity: int = attrs.field(default=8, validator=_check_connectivity_field)
-    majority: int = attrs.field(default=0, validator=_check_majority)
+    opening: int = attrs.field(default=0, validator=validators.int_range(0))
+    closing: int = attrs.field(default=0, validator=validators.int_range(0))
+    shape: Shape = attrs.field(default="square", validator=validators.in_(SHAPES))
+    min_region: int = attrs.field(default=0, validator=validators.int_range(0))
+    connectivity: int = attrs.field(default=8, validator=validators.in_((4, 8)))
+    majority: int = attrs.field(default=0, validator=validators.odd_or_zero())
     classes: tuple[int, ...] | None = attrs.field(default=None, converter=_to_classes)
 
     @property
@@ -131,11 +105,6 @@ class CleanupConfig:
         """Build from :meth:`to_dict` output; unknown keys are a :class:`ConfigError`."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"a cleanup config must be a mapping (got {type(data).__name__})")
-        known = {field.name for field in attrs.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown cleanup option(s) {', '.join(map(repr, unknown))}; "
-                f"expected some of {', '.join(sorted(known))}"
-            )
+        known = [field.name for field in attrs.fields(cls)]
+        validators.check_keys(data, known, noun="cleanup option(s)")
         return cls(**{key: cast(Any, value) for key, value in data.items()})

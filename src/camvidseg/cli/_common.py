@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from typing import TYPE_CHECKING
 
+from camvidseg.backends.handles import DEFAULT_HANDLE, DEFAULT_TIMEOUT, FAKE_PREFIX
 from camvidseg.exceptions import CamVidSegError, ConfigError, ModelLoadError
-
-if TYPE_CHECKING:
-    from camvidseg.segmenter import Segmenter
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -19,9 +15,10 @@ EXIT_INTERRUPTED = 130
 #: Like a Unix tool killed by SIGPIPE (128 + 13).
 EXIT_BROKEN_PIPE = 141
 
-DEFAULT_MODEL = "https://tfhub.dev/google/HRNet/camvid-hrnetv2-w48/1"
+#: The default model handle (:data:`camvidseg.backends.DEFAULT_HANDLE`, the one definition).
+DEFAULT_MODEL = DEFAULT_HANDLE
 #: Hidden: a fake model for demos and tests, never chosen implicitly.
-FAKE_MODEL_PREFIX = "fake:"
+FAKE_MODEL_PREFIX = FAKE_PREFIX
 
 
 def add_verbosity(parser: argparse.ArgumentParser) -> None:
@@ -33,24 +30,34 @@ def add_verbosity(parser: argparse.ArgumentParser) -> None:
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Add the ``model`` group: ``--model``, ``--cache-dir``, ``--timeout``, ``--batch-size``,
+    ``--max-side``, ``--classes``, ``--precision``, ``--threads``.
+
+    The settings among them (all but ``--cache-dir`` and ``--timeout``)
+    default to ``None``: a config file (``--config``, see
+    :func:`camvidseg.cli._config.add_config_options`) or the built-in default gives their
+    value. Commands call :func:`camvidseg.cli._config.add_segmenter_options`, which adds this
+    group and the settings group together.
+    """
     group = parser.add_argument_group("model")
     group.add_argument(
         "--model",
         metavar="HANDLE_OR_PATH",
-        default=os.environ.get("CAMVIDSEG_MODEL", DEFAULT_MODEL),
-        help="tfhub.dev URL, Kaggle Models handle, or local SavedModel folder "
-        "(default: $CAMVIDSEG_MODEL or %(default)s)",
+        default=None,
+        help="tfhub.dev URL, Kaggle Models handle, or local SavedModel folder (default: the "
+        f"config's model, else $CAMVIDSEG_MODEL, else {DEFAULT_MODEL})",
     )
     add_cache_dir(group)
     group.add_argument(
         "--timeout",
         type=float,
-        default=30.0,
+        default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
-        help="give up a model download when the network stalls this long (default: 30)",
+        help="give up a model download when the network stalls this long "
+        f"(default: {DEFAULT_TIMEOUT:g})",
     )
     group.add_argument(
-        "--batch-size", type=positive_int, default=1, metavar="N", help="images per model call"
+        "--batch-size", type=positive_int, default=None, metavar="N", help="images per model call"
     )
     group.add_argument(
         "--max-side",
@@ -63,23 +70,24 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--classes",
         choices=("32", "11"),
-        default="32",
-        help="label set of the outputs: CamVid-32 or the 11-class SegNet grouping",
+        default=None,
+        help="label set of the outputs: CamVid-32 or the 11-class SegNet grouping "
+        "(default: the config's, else 32)",
     )
     group.add_argument(
         "--precision",
         choices=("fp32", "bf16"),
-        default="fp32",
-        help="inference precision: fp32, or bf16 (about 2x faster on CPUs with avx512_bf16 or "
-        "AMX; an error elsewhere; labels may differ slightly, see 'model verify "
-        "--compare-precision')",
+        default=None,
+        help="inference precision (default: the config's, else fp32): bf16 is about 2x faster "
+        "on CPUs with avx512_bf16 or AMX and an error elsewhere; it may change some labels "
+        "(measure with 'camvidseg model verify MODEL --compare-precision IMAGES')",
     )
     group.add_argument(
         "--threads",
         type=positive_int,
         default=None,
         metavar="N",
-        help="inference threads (default: all cores)",
+        help="inference threads (default: the config's, else all cores)",
     )
 
 
@@ -139,72 +147,6 @@ def unit_float(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
     return value
-
-
-def load_segmenter(args: argparse.Namespace) -> Segmenter:
-    """Build the Segmenter the common options describe.
-
-    ``--model fake:33`` / ``fake:32`` selects the deterministic nearest-colour fake model (for
-    demos and tests); ``fake:noisy`` is the same with known speckle noise
-    (:class:`~camvidseg.backends.fake.SpeckleNoiseBackend`, for demonstrating ``tune``). They are
-    only ever used when asked for by name. For tests of slow models, ``fake:33?latency=0.2``
-    makes every model call sleep that many seconds.
-    """
-    from camvidseg.palette import CamVidPalette
-    from camvidseg.segmenter import Segmenter
-
-    options = {
-        "batch_size": args.batch_size,
-        "max_side": args.max_side,
-        "palette": CamVidPalette.by_name(args.classes),
-    }
-    model: str = args.model
-    if model.startswith(FAKE_MODEL_PREFIX):
-        from camvidseg.backends.fake import NearestColorBackend
-
-        noisy = model.removeprefix(FAKE_MODEL_PREFIX).startswith("noisy")
-        channels, latency = parse_fake_model(model.replace("noisy", "33", 1) if noisy else model)
-        backend = NearestColorBackend(channels=channels, latency=latency)
-        if noisy:
-            from camvidseg.backends.fake import SpeckleNoiseBackend
-
-            return Segmenter(SpeckleNoiseBackend(backend), **options)
-        return Segmenter(backend, **options)
-    return Segmenter.from_hub(
-        model,
-        cache_dir=args.cache_dir,
-        timeout=args.timeout,
-        precision=getattr(args, "precision", "fp32"),
-        threads=getattr(args, "threads", None),
-        **options,
-    )
-
-
-def parse_fake_model(model: str) -> tuple[int, float]:
-    """``(channels, latency)`` of a ``fake:CHANNELS[?latency=SECONDS]`` model name.
-
-    The latency parameter is for testing (slow-model runs, interruptions) and benchmarks.
-
-    Example:
-        >>> parse_fake_model("fake:32?latency=0.5")
-        (32, 0.5)
-    """
-    spec, _, query = model.removeprefix(FAKE_MODEL_PREFIX).partition("?")
-    channels = spec or "33"
-    if channels not in ("32", "33"):
-        raise ConfigError(f"unknown fake model {model!r} (use fake:33, fake:32 or fake:noisy)")
-    latency = 0.0
-    for item in filter(None, query.split("&")):
-        key, _, value = item.partition("=")
-        if key != "latency":
-            raise ConfigError(f"unknown fake model parameter {key!r} in {model!r} (use latency)")
-        try:
-            latency = float(value)
-        except ValueError:
-            raise ConfigError(f"fake model latency must be seconds (got {value!r})") from None
-        if not 0.0 <= latency < float("inf"):
-            raise ConfigError(f"fake model latency must be >= 0 seconds (got {value!r})")
-    return int(channels), latency
 
 
 def report_error(exc: CamVidSegError) -> int:

@@ -1,18 +1,30 @@
-"""``--config FILE`` and the inference/post-processing flags that override it.
+"""The one way from command-line flags to a Segmenter.
 
-A config file (:class:`camvidseg.config.SegmentConfig`, as ``camvidseg tune`` writes it) gives
-the defaults; a flag given on the command line wins over the file; what neither sets keeps the
-built-in default (for the model: ``$CAMVIDSEG_MODEL``, else the published HRNet).
+Every command that runs the model calls :func:`add_segmenter_options` (the model group and the
+settings group), then :func:`config_from_args` (a config file, as ``camvidseg tune`` writes it,
+with the flags given applied over it field by field) and :func:`build_segmenter`
+(:meth:`SegmentConfig.build_segmenter <camvidseg.config.SegmentConfig.build_segmenter>` with
+the load-time options ``--cache-dir`` and ``--timeout``). A flag given on the command line wins
+over the file; what neither sets keeps the built-in default (for the model:
+``$CAMVIDSEG_MODEL``, else the published HRNet).
+
+A new setting is a field on :class:`~camvidseg.config.SegmentConfig` and one flag of the same
+name here (or in ``add_model_options``); :func:`config_from_args` applies it by name.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from camvidseg.cli._common import DEFAULT_MODEL, load_segmenter, non_negative_int, unit_float
+from camvidseg.cli._common import (
+    DEFAULT_MODEL,
+    add_model_options,
+    non_negative_int,
+    unit_float,
+)
 
 if TYPE_CHECKING:
     from camvidseg.config import SegmentConfig
@@ -20,17 +32,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "add_config_options",
+    "add_model_options",
+    "add_segmenter_options",
     "build_segmenter",
     "config_from_args",
-    "configure",
     "model_handle",
     "non_negative_int",
-    "resolved_args",
     "scale_list",
 ]
-
-#: Options of ``add_model_options`` whose built-in default is applied after the config file.
-_DEFERRED = ("model", "classes", "max_side", "precision")
 
 
 def scale_list(text: str) -> tuple[float, ...]:
@@ -46,25 +55,21 @@ def scale_list(text: str) -> tuple[float, ...]:
     return scales
 
 
-def add_config_options(parser: argparse.ArgumentParser, *, postprocessing: bool = True) -> None:
-    """Add ``--config`` and the flags that override it (call after ``add_model_options``).
+def add_segmenter_options(parser: argparse.ArgumentParser, *, postprocessing: bool = True) -> None:
+    """Add the model group (``--model``, ``--cache-dir``, ``--timeout``, ``--batch-size``,
+    ``--max-side``, ``--classes``) and the settings group (``--config``, tiling, and with
+    ``postprocessing`` TTA, ``--min-confidence`` and cleanup): the one option group of every
+    command that runs the model.
 
-    The model options ``--model``, ``--classes`` and ``--max-side`` then default to the config
-    file's values.
+    Read them back with :func:`config_from_args` and :func:`build_segmenter`.
     """
-    for action in parser._actions:  # argparse keeps no public handle on added options
-        if action.dest in _DEFERRED:
-            action.default = None
-        if action.dest == "model":
-            action.help = (
-                "tfhub.dev URL, Kaggle Models handle, or local SavedModel folder (default: the "
-                f"config's model, else $CAMVIDSEG_MODEL, else {DEFAULT_MODEL})"
-            )
-        elif action.dest == "classes":
-            action.help = (
-                "label set of the outputs: CamVid-32 or the 11-class SegNet grouping "
-                "(default: the config's, else 32)"
-            )
+    add_model_options(parser)
+    add_config_options(parser, postprocessing=postprocessing)
+
+
+def add_config_options(parser: argparse.ArgumentParser, *, postprocessing: bool = True) -> None:
+    """Add the settings group: ``--config`` and the flags that override it (after
+    ``add_model_options``; :func:`add_segmenter_options` calls both)."""
     group = parser.add_argument_group(
         "settings", "a config file gives defaults; these flags override it"
     )
@@ -144,8 +149,26 @@ def add_config_options(parser: argparse.ArgumentParser, *, postprocessing: bool 
     )
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
+#: How a flag's value becomes its field's value, where they differ.
+_FLAG_VALUE: dict[str, Callable[[Any], Any]] = {
+    "classes": int,  # --classes 32|11 is a choice of strings
+    "tile": lambda tile: tile or None,  # --tile 0: automatic tiling, whatever the file says
+}
+#: Fields set from several flags (below), not from one of their own name.
+_SEVERAL_FLAGS = ("tta", "cleanup")
+
+
 def config_from_args(args: argparse.Namespace) -> SegmentConfig:
-    """The config file of ``--config`` (or the defaults) with the flags given applied over it.
+    """The config file of ``--config`` (or the defaults) with the flags given applied over it,
+    field by field (a flag left out keeps the file's value).
+
+    A flag whose destination is the name of a :class:`~camvidseg.config.SegmentConfig` field
+    overrides that field; ``--tta``/``--tta-scales`` and the cleanup flags override parts of
+    ``tta`` and ``cleanup``.
 
     Raises:
         ConfigError: a bad config file (naming it and the key), or flags that do not fit
@@ -159,20 +182,10 @@ def config_from_args(args: argparse.Namespace) -> SegmentConfig:
 
     config = load_config(args.config) if args.config is not None else SegmentConfig()
     changes: dict[str, Any] = {}
-    if args.model is not None:
-        changes["model"] = args.model
-    if args.classes is not None:
-        changes["classes"] = int(args.classes)
-    if args.max_side is not None:
-        changes["max_side"] = args.max_side
-    if getattr(args, "precision", None) is not None:
-        changes["precision"] = args.precision
-    if getattr(args, "threads", None) is not None:
-        changes["threads"] = args.threads
-    if args.tile is not None:
-        changes["tile"] = args.tile or None
-    if args.overlap is not None:
-        changes["overlap"] = args.overlap
+    for field in attrs.fields(SegmentConfig):
+        value = getattr(args, field.name, None)
+        if value is not None and field.name not in _SEVERAL_FLAGS:
+            changes[field.name] = _FLAG_VALUE.get(field.name, _same)(value)
     tta_mode = getattr(args, "tta", None)
     scales = getattr(args, "tta_scales", None)
     if tta_mode == "none":
@@ -185,8 +198,6 @@ def config_from_args(args: argparse.Namespace) -> SegmentConfig:
             flip=True if tta_mode == "flip" else current.flip,
             scales=current.scales if scales is None else scales,
         )
-    if getattr(args, "min_confidence", None) is not None:
-        changes["min_confidence"] = args.min_confidence
     cleanup = {
         name: getattr(args, name)
         for name in ("opening", "closing", "min_region", "majority")
@@ -203,30 +214,12 @@ def config_from_args(args: argparse.Namespace) -> SegmentConfig:
 def model_handle(config: SegmentConfig) -> str:
     """The model to load: the config's (after ``--model``), else ``$CAMVIDSEG_MODEL``, else the
     published HRNet."""
-    return config.model or os.environ.get("CAMVIDSEG_MODEL", DEFAULT_MODEL)
-
-
-def resolved_args(args: argparse.Namespace, config: SegmentConfig) -> argparse.Namespace:
-    """A copy of ``args`` whose model options hold ``config``'s values, for ``load_segmenter``."""
-    resolved = copy.copy(args)
-    resolved.model = model_handle(config)
-    resolved.classes = str(config.classes)
-    resolved.max_side = config.max_side
-    resolved.precision = config.precision
-    resolved.threads = config.threads
-    return resolved
-
-
-def configure(segmenter: Segmenter, config: SegmentConfig) -> Segmenter:
-    """``segmenter`` with ``config``'s tiling, TTA, cleanup, threshold and grouping."""
-    import attrs
-
-    options = config.segmenter_options()
-    options.pop("palette")
-    options.pop("max_side")
-    return attrs.evolve(segmenter, **options)
+    return config.model or os.environ.get("CAMVIDSEG_MODEL") or DEFAULT_MODEL
 
 
 def build_segmenter(args: argparse.Namespace, config: SegmentConfig) -> Segmenter:
-    """Load the model the options and ``config`` name, with ``config``'s settings."""
-    return configure(load_segmenter(resolved_args(args, config)), config)
+    """The Segmenter of ``config`` (from :func:`config_from_args`), its model opened with the
+    load-time options ``--cache-dir`` and ``--timeout``."""
+    return config.build_segmenter(
+        cache_dir=args.cache_dir, timeout=args.timeout, default_model=model_handle(config)
+    )

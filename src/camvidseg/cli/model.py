@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from camvidseg.backends.handles import DEFAULT_TIMEOUT
 from camvidseg.cli import model_openvino
 from camvidseg.cli._common import (
     DEFAULT_MODEL,
@@ -55,9 +56,9 @@ def _add_common(parser: argparse.ArgumentParser, *, timeout: bool = True) -> Non
         parser.add_argument(
             "--timeout",
             type=float,
-            default=30.0,
+            default=DEFAULT_TIMEOUT,
             metavar="SECONDS",
-            help="give up when the network stalls this long (default: 30)",
+            help=f"give up when the network stalls this long (default: {DEFAULT_TIMEOUT:g})",
         )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_verbosity(parser)

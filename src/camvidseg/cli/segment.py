@@ -22,20 +22,17 @@ from camvidseg.cli._common import (
     EXIT_USAGE,
     FAKE_MODEL_PREFIX,
     add_ground_truth_options,
-    add_model_options,
     add_verbosity,
-    load_segmenter,
     non_negative_int,
     positive_int,
     report_error,
     unit_float,
 )
 from camvidseg.cli._config import (
-    add_config_options,
+    add_segmenter_options,
+    build_segmenter,
     config_from_args,
-    configure,
     model_handle,
-    resolved_args,
 )
 
 if TYPE_CHECKING:
@@ -169,8 +166,7 @@ def register(subparsers: Any) -> None:
         "writing outputs (default: 4)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON to stdout")
-    add_model_options(parser)
-    add_config_options(parser)
+    add_segmenter_options(parser)
     evaluation = parser.add_argument_group(
         "evaluation", "score the labels against ground truth as they are produced"
     )
@@ -332,7 +328,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    segmenter = configure(load_segmenter(resolved_args(args, config)), config)
+    segmenter = build_segmenter(args, config)
     # The pipeline refuses decompression bombs itself; Pillow's warning would only add noise.
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
     total = len(plan.files) + len(plan.rejected)

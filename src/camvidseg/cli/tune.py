@@ -14,12 +14,11 @@ from camvidseg.cli._common import (
     EXIT_SOME_FAILED,
     FAKE_MODEL_PREFIX,
     add_ground_truth_options,
-    add_model_options,
     add_verbosity,
     positive_int,
 )
 from camvidseg.cli._config import (
-    add_config_options,
+    add_segmenter_options,
     build_segmenter,
     config_from_args,
     model_handle,
@@ -114,10 +113,9 @@ def register(subparsers: Any) -> None:
         format_help="ground truth as RGB colours (*_L.png) or ids (SegNet *annot/) (default: auto)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    add_model_options(parser)
     # The base config's model, classes, max_side and tiling are kept (flags win); its TTA,
     # cleanup and threshold are what the search replaces.
-    add_config_options(parser, postprocessing=False)
+    add_segmenter_options(parser, postprocessing=False)
     add_verbosity(parser)
     parser.set_defaults(run=run)
 
@@ -157,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         space=space,
         objective=args.objective,
         search=args.search,
-        batch_size=args.batch_size,
+        batch_size=base.batch_size,
         top_k=args.top_k,
         gt_format=args.gt_format,
         unknown=args.unknown_colors,

@@ -26,6 +26,7 @@ from camvidseg.groundtruth import (
 )
 from camvidseg.imageio import open_image
 from camvidseg.metrics import EvaluationProblem
+from camvidseg.palette import CamVidPalette
 from camvidseg.postprocess import ChannelLayout
 from camvidseg.predcache import (
     IDENTITY_VIEW,
@@ -108,14 +109,13 @@ class Predictor:
                 self._backend = model if isinstance(model, Backend) else model()
             scale, flip = view
             tta = None if view == IDENTITY_VIEW else _OneView(flip=flip, scales=(scale,))
-            self._segmenters[view] = Segmenter(
+            # The cache holds CamVid-32 scores of one view, before any post-processing.
+            self._segmenters[view] = self._base.build_segmenter(
                 self._backend,
-                grouping=self._base.grouping,
-                max_side=self._base.max_side,
-                tile=self._base.tile,
-                overlap=self._base.overlap,
-                drop_void=self._base.drop_void,
+                palette=CamVidPalette.camvid32(),
                 tta=tta,
+                cleanup=None,
+                min_confidence=None,
                 batch_size=self._batch_size,
                 keep_image=False,
             )

@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import attrs
 
+from camvidseg import validators
 from camvidseg.cleanup import (
     SHAPES,
     CleanupConfig,
     Shape,
 )
-from camvidseg.config import SegmentConfig
+from camvidseg.config import SegmentConfig, load_json_file
 from camvidseg.exceptions import (
     ConfigError,
 )
@@ -218,53 +217,22 @@ def _axis(name: str, value: object, check: Callable[[Any], Any]) -> tuple[Any, .
     return dedupe(check(item) for item in items)
 
 
-def _int_at_least(name: str, minimum: int) -> Callable[[Any], int]:
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ConfigError(
-                f"search axis {name!r}: values must be integers >= {minimum} (got {value!r})"
-            )
-        return value
+def _values(name: str, rule: validators.Validator) -> Callable[[Any], Any]:
+    """A check of one value of search axis ``name``, worded as ``rule`` words it."""
+
+    def check(value: Any) -> Any:
+        rule.check(value, f"search axis {name!r}: values")
+        return int(value) if validators.is_integer(value) else value  # numpy ints are not JSON
 
     return check
 
 
-def _check_majority_value(value: Any) -> int:
-    value = _int_at_least("majority", 0)(value)
-    if value > 1 and value % 2 == 0:
-        raise ConfigError(f"search axis 'majority': values must be 0 or odd (got {value})")
-    return int(value)
-
-
-def _check_shape_value(value: Any) -> Shape:
-    if value not in SHAPES:
-        raise ConfigError(
-            f"search axis 'shape': values must be one of {', '.join(SHAPES)} (got {value!r})"
-        )
-    shape: Shape = value
-    return shape
-
-
-def _check_connectivity_value(value: Any) -> int:
-    if isinstance(value, bool) or value not in (4, 8):
-        raise ConfigError(f"search axis 'connectivity': values must be 4 or 8 (got {value!r})")
-    return int(value)
+_THRESHOLD = validators.optional(validators.in_range(0, 1))
 
 
 def _check_threshold(value: Any) -> float | None:
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or not 0.0 <= value <= 1.0
-    ):
-        raise ConfigError(
-            f"search axis 'min_confidence': values must be numbers in [0, 1] or null "
-            f"(got {value!r})"
-        )
-    return float(value)
+    _THRESHOLD.check(value, "search axis 'min_confidence': values")
+    return None if value is None else float(value)
 
 
 def _check_tta(value: object) -> TTAConfig | None:
@@ -291,27 +259,27 @@ def _tta_axis(value: object) -> tuple[TTAConfig | None, ...]:
 
 
 def _opening_axis(value: object) -> tuple[int, ...]:
-    return _axis("opening", value, _int_at_least("opening", 0))
+    return _axis("opening", value, _values("opening", validators.int_range(0)))
 
 
 def _closing_axis(value: object) -> tuple[int, ...]:
-    return _axis("closing", value, _int_at_least("closing", 0))
+    return _axis("closing", value, _values("closing", validators.int_range(0)))
 
 
 def _shape_axis(value: object) -> tuple[Shape, ...]:
-    return _axis("shape", value, _check_shape_value)
+    return _axis("shape", value, _values("shape", validators.in_(SHAPES)))
 
 
 def _min_region_axis(value: object) -> tuple[int, ...]:
-    return _axis("min_region", value, _int_at_least("min_region", 0))
+    return _axis("min_region", value, _values("min_region", validators.int_range(0)))
 
 
 def _connectivity_axis(value: object) -> tuple[int, ...]:
-    return _axis("connectivity", value, _check_connectivity_value)
+    return _axis("connectivity", value, _values("connectivity", validators.in_((4, 8))))
 
 
 def _majority_axis(value: object) -> tuple[int, ...]:
-    return _axis("majority", value, _check_majority_value)
+    return _axis("majority", value, _values("majority", validators.odd_or_zero()))
 
 
 def _threshold_axis(value: object) -> tuple[float | None, ...]:
@@ -368,12 +336,7 @@ class SearchSpace:
         if not isinstance(data, Mapping):
             raise ConfigError(f"a search grid must be a JSON object (got {type(data).__name__})")
         known = [field.name for field in attrs.fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"unknown search axis(es) {', '.join(map(repr, unknown))}; expected some of "
-                f"{', '.join(known)}"
-            )
+        validators.check_keys(data, known, noun="search axis(es)")
         return cls(**dict(data))
 
     def to_dict(self) -> dict[str, list[Any]]:
@@ -433,18 +396,4 @@ def load_grid(path: str | os.PathLike[str]) -> SearchSpace:
     Raises:
         ConfigError: naming the file, for a missing file, bad JSON or a bad axis.
     """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such grid file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read grid file ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
-        ) from None
-    try:
-        return SearchSpace.from_dict(data)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    return load_json_file(path, SearchSpace.from_dict, what="grid")
