@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterable
 from typing import Any, Literal, get_args
 
+from camvidseg import validators
 from camvidseg.exceptions import ConfigError
 
 __all__ = [
@@ -55,13 +56,10 @@ def check_precision(precision: object) -> Precision:
         >>> check_precision("fp16")
         Traceback (most recent call last):
         ...
-        camvidseg.exceptions.ConfigError: precision must be one of fp32, bf16 (got 'fp16')
+        camvidseg.exceptions.ConfigError: precision must be fp32 or bf16 (got 'fp16')
     """
-    if precision == "fp32":
-        return "fp32"
-    if precision == "bf16":
-        return "bf16"
-    raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
+    validators.in_(PRECISIONS).check(precision, "precision")
+    return "bf16" if precision == "bf16" else "fp32"
 
 
 def check_threads(threads: object) -> int | None:
@@ -73,11 +71,8 @@ def check_threads(threads: object) -> int | None:
         ...
         camvidseg.exceptions.ConfigError: threads must be an integer >= 1 or null (got 0)
     """
-    if threads is None:
-        return None
-    if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1:
-        return threads
-    raise ConfigError(f"threads must be an integer >= 1 or null (got {threads!r})")
+    validators.optional(validators.int_range(1)).check(threads, "threads")
+    return threads if validators.is_integer(threads) else None
 
 
 def cpu_flags(path: str | os.PathLike[str] = _CPUINFO) -> frozenset[str] | None:
