@@ -390,7 +390,22 @@ def markdown(rows: list[Row], repeat: int) -> str:
         value = "n/a" if r["value"] != r["value"] else format_value(r)
         detail = str(r.get("detail", "")).replace("|", "/")
         lines.append(f"| {r['name']} | {value} | {r.get('target') or ''} | {met} | {detail} |")
-    lines += ["", END]
+    lines += [
+        "",
+        "Notes:",
+        "",
+        "- Whole-process rows: `camvidseg segment` in fresh interpreters on 360x480 street scenes,",
+        "  TF and OpenVINO alternating; the first-label time runs from process start (Python,",
+        "  imports, model load or compile, one frame, writing the outputs) to exit.",
+        "- Per-frame rows: `Segmenter.segment` in one process after two warm-up calls per size",
+        "  (compilation, in-graph labels), the backends taking turns within each repeat.",
+        "- bf16 rows say `n/a` on a CPU without avx512_bf16/AMX: camvidseg refuses bf16 there",
+        "  (OpenVINO would silently compile fp32, TensorFlow's rewrite would do nothing).",
+        "- The weights are random: label agreement measures how closely OpenVINO reproduces",
+        "  TensorFlow's arithmetic on this network, not segmentation quality.",
+        "",
+        END,
+    ]
     return "\n".join(lines)
 
 

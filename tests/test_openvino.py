@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -414,3 +415,14 @@ def test_folder_without_metadata_is_explained(ir33: Path, tmp_path: Path) -> Non
     (folder / "model.bin").write_bytes(b"")
     with pytest.raises(ModelLoadError, match="convert the model again"):
         OpenVINOBackend.load(folder).predict(np.zeros((1, 4, 4, 3), np.float32))
+
+
+def test_without_openvino_installed(ir33: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from camvidseg.backends.openvino_info import describe_openvino
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` now fails
+    with pytest.raises(ModelLoadError, match=r"pip install 'camvidseg\[openvino\]'"):
+        OpenVINOBackend.load(ir33)
+    info = describe_openvino(ir33)  # the metadata still describes the folder
+    assert (info.openvino, info.inputs, info.metadata.channels) == (None, (), 33)
+    assert "OpenVINO is not installed here" in info.format()

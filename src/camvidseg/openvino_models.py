@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from camvidseg.backends.openvino import OpenVINOBackend, openvino_folder
+from camvidseg.backends.openvino import FEATURES_XML, OpenVINOBackend, openvino_folder
 from camvidseg.backends.openvino_info import OpenVINOModelInfo, describe_openvino
 from camvidseg.exceptions import BackendError, ModelLoadError
 from camvidseg.models import PROBE_SHAPE, SUM_TOLERANCE, Check, VerifyReport
@@ -131,7 +131,7 @@ def verify_openvino(folder: str | os.PathLike[str], *, threads: int | None = Non
                 else f"{int((labels != reference).sum())} pixels differ from numpy's argmax",
             )
         )
-    if (path / "features.xml").is_file():
+    if (path / FEATURES_XML).is_file():
         try:
             features = backend.get_features(batch)
             checks.append(

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COMPILED_CACHE_SIZE",
     "FEATURES_XML",
+    "INSTALL_HINT",
     "METADATA_FORMAT",
     "METADATA_NAME",
     "METADATA_VERSION",
@@ -77,7 +78,8 @@ COMPILED_CACHE_SIZE = 4
 THROUGHPUT_REQUESTS = 2
 #: ``precision`` -> OpenVINO's ``INFERENCE_PRECISION_HINT``.
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
-_INSTALL = "pip install 'camvidseg[openvino]'"
+#: How to install OpenVINO for camvidseg.
+INSTALL_HINT = "pip install 'camvidseg[openvino]'"
 
 
 def import_openvino() -> Any:
@@ -90,7 +92,8 @@ def import_openvino() -> Any:
         import openvino
     except ImportError as exc:
         raise ModelLoadError(
-            f"running or converting OpenVINO models needs the openvino package ({exc}): {_INSTALL}"
+            f"running or converting OpenVINO models needs the openvino package ({exc}): "
+            + INSTALL_HINT
         ) from None
     return openvino
 

@@ -14,6 +14,7 @@ import attrs
 
 from camvidseg.backends.openvino import (
     FEATURES_XML,
+    INSTALL_HINT,
     MODEL_XML,
     OpenVINOMetadata,
     import_openvino,
@@ -25,8 +26,6 @@ from camvidseg.backends.precision import bf16_support_problem
 from camvidseg.exceptions import BackendError, ModelLoadError
 
 __all__ = ["OpenVINOModelInfo", "PortInfo", "describe_openvino"]
-
-_INSTALL = "pip install 'camvidseg[openvino]'"
 
 
 @attrs.frozen
@@ -107,7 +106,7 @@ class OpenVINOModelInfo:
             f"{meta.openvino}",
         ]
         if self.openvino is None:
-            lines.append(f"runtime    OpenVINO is not installed here ({_INSTALL})")
+            lines.append(f"runtime    OpenVINO is not installed here ({INSTALL_HINT})")
         else:
             lines.append(f"runtime    OpenVINO {self.openvino}; runs without TensorFlow")
         for index, port in enumerate(self.inputs):
