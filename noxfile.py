@@ -19,14 +19,15 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over src, tests and benchmarks."""
-    session.install("-e", ".[dev]")
+    session.install("-e", ".[beam,dev,video]")  # camvidseg.beam subclasses Beam's typed classes
     session.run("mypy")
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite with the TensorFlow extra (the fake SavedModel path included)."""
-    session.install("-e", ".[tf,dev,openvino]")
+    """The test suite with the TensorFlow, Beam, video and OpenVINO extras (the fake SavedModel
+    path included)."""
+    session.install("-e", ".[tf,beam,dev,video,openvino]")
     session.run("pytest", "--cov=camvidseg", "--cov-report=term", *session.posargs)
 
 

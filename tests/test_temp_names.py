@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,13 @@ def test_segment_cli_reads_and_writes_a_name_at_the_file_system_limit(tmp_path: 
     manifest = json.loads((out / MANIFEST_NAME).read_text())
     assert [entry["status"] for entry in manifest["entries"]] == ["ok"]
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_written_files_get_the_mode_open_would_give(tmp_path: Path) -> None:
+    # mkstemp creates 0600 files; outputs must be as readable as files written with open().
+    target = tmp_path / "out.bin"
+    with atomic_write(target) as handle:
+        handle.write(b"x")
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"x")
+    assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)

@@ -40,7 +40,7 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attrs
 
@@ -55,7 +55,7 @@ from camvidseg.segmenter import DEFAULT_TILE
 from camvidseg.tta import TTAConfig
 
 if TYPE_CHECKING:
-    from camvidseg.backends.base import Backend
+    from camvidseg.backends.base import Backend, FeatureBackend
     from camvidseg.segmenter import Segmenter
 
 __all__ = [
@@ -144,6 +144,10 @@ class SegmentConfig:
             avx512_bf16 or AMX; an error elsewhere), set explicitly for every backend.
         threads: Inference threads (``None``: the backend's default, all cores).
         description: Free text (``camvidseg tune`` records what it measured).
+        head: A head folder written by ``camvidseg finetune`` (added later: written only when
+            set): the model's features go through it and the outputs are its classes. With a
+            head, ``classes`` 32 (the default) means the head's own label set and 11 groups a
+            CamVid-32 head's outputs (or is a CamVid-11 head's own).
     """
 
     model: str | None = attrs.field(
@@ -180,6 +184,11 @@ class SegmentConfig:
         default=None, validator=_POSITIVE_OR_NULL, metadata=_LOAD_OPTION
     )
     description: str = attrs.field(default="", validator=_STRING, metadata=NOT_A_SEGMENTER_ARGUMENT)
+    head: str | None = attrs.field(
+        default=None,
+        validator=validators.optional(validators.instance_of(str, "a string (head folder)")),
+        metadata={**ADDED_LATER, **NOT_A_SEGMENTER_ARGUMENT},
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.cleanup.classes is not None:
@@ -193,7 +202,13 @@ class SegmentConfig:
 
     @property
     def palette(self) -> CamVidPalette:
-        """The label set of the outputs."""
+        """The label set of the outputs (with a head: its own, or CamVid-11 grouped from it)."""
+        if self.head is not None:
+            from camvidseg.backends.head import read_head_info
+            from camvidseg.labelset import output_palette
+
+            label_set = read_head_info(self.head).label_set
+            return output_palette(label_set, 11 if self.classes == 11 else None)
         return CamVidPalette.by_name(str(self.classes))
 
     # -- serialisation ------------------------------------------------------------------------
@@ -313,6 +328,11 @@ class SegmentConfig:
                 precision=self.precision,
                 threads=self.threads,
             )
+        if self.head is not None:
+            from camvidseg.backends.head import HeadBackend, attach_head
+
+            if not isinstance(backend, HeadBackend):  # a backend may carry the head already
+                backend = attach_head(cast("FeatureBackend", backend), self.head)
         return Segmenter(backend, **merged)
 
 

@@ -15,6 +15,8 @@ __all__ = [
     "ModelLoadError",
     "PaletteError",
     "UnknownColorError",
+    "VideoDecodeError",
+    "VideoError",
 ]
 
 
@@ -48,3 +50,11 @@ class ConfigError(CamVidSegError, ValueError):
 
 class InvalidLabelError(InvalidImageError):
     """A label map holds ids that are not classes of its label set (nor 255, unlabelled)."""
+
+
+class VideoError(CamVidSegError, OSError):
+    """A video (or folder of frames) could not be opened, or an output video not written."""
+
+
+class VideoDecodeError(VideoError):
+    """A video ended early (truncated) or holds damaged data; the frames before were delivered."""

@@ -50,6 +50,18 @@ IMAGE_SUFFIXES = frozenset(
 #: Start of the names of :func:`atomic_write`'s temporary files, ``.cvs-XXXXXXXX.tmp`` (8
 #: random characters): hidden, and short whatever the destination is called.
 TEMP_PREFIX = ".cvs-"
+
+
+def _process_umask() -> int:
+    # os.umask can only be read by setting it; done once, at import, before any writer thread.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Mode of files written by :func:`atomic_write`: what ``open()`` would give (0666 less the
+#: umask), not mkstemp's owner-only 0600, so outputs can be shared and served.
+FILE_MODE = 0o666 & ~_process_umask()
 #: EXIF tag holding the orientation (1 = as stored, 2..8 = flipped and/or rotated).
 _EXIF_ORIENTATION = 0x0112
 _ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
@@ -280,6 +292,8 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):  # POSIX; on Windows mkstemp's mode is already the default
+            os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()

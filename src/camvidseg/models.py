@@ -41,6 +41,7 @@ from camvidseg.backends.tfhub import (
     short_error,
 )
 from camvidseg.exceptions import BackendError, ModelLoadError
+from camvidseg.labelset import LabelSet, read_model_metadata
 from camvidseg.palette import CamVidPalette
 from camvidseg.postprocess import ChannelLayout
 
@@ -68,6 +69,8 @@ _LAYOUT_TEXT = {
     "ids 0..31",
     "void32": "channel 0 is Void/background (CamVid-32 id 30); channels 1..31 are the other 31 "
     "classes in id order",
+    "exact": "one channel per class of the model's own label set (assets/camvidseg.json: a "
+    "fine-tuned export), no background channel",
 }
 
 
@@ -169,7 +172,8 @@ class ModelInfo:
         saved_with: TensorFlow version that wrote the SavedModel, if recorded.
         functions: ``predict`` / ``get_features`` and any serving signatures.
         channels: ``C`` of ``predict``'s output on a tiny image.
-        layout: ``"background33"`` or ``"void32"`` (``None`` if not cached or neither).
+        layout: ``"background33"``, ``"void32"`` or ``"exact"`` (a fine-tuned export with its
+            label set in ``assets/camvidseg.json``); ``None`` if not cached or none of these.
         classes: The class of every output channel, in channel order.
     """
 
@@ -367,8 +371,10 @@ def _run(model: Any, name: str, batch: NDArray[np.float32], tf: Any) -> NDArray[
     return np.asarray(result.numpy() if hasattr(result, "numpy") else result)
 
 
-def _class_table(layout: ChannelLayout) -> tuple[ClassChannel, ...]:
-    palette = CamVidPalette.camvid32()
+def _class_table(
+    layout: ChannelLayout, palette: CamVidPalette | None = None
+) -> tuple[ClassChannel, ...]:
+    palette = palette or CamVidPalette.camvid32()
     rows = []
     if layout.drop_first:
         rows.append(ClassChannel(0, None, "background (dropped)", None))
@@ -382,9 +388,11 @@ def _class_table(layout: ChannelLayout) -> tuple[ClassChannel, ...]:
     return tuple(rows)
 
 
-def _layout_of(channels: int | None) -> ChannelLayout | None:
+def _layout_of(channels: int | None, label_set: LabelSet | None = None) -> ChannelLayout | None:
     if channels is None:
         return None
+    if label_set is not None:  # a fine-tuned export: exactly one channel per class
+        return label_set.channel_layout() if channels == label_set.channels else None
     try:
         return ChannelLayout.detect(channels)
     except BackendError:
@@ -433,6 +441,8 @@ def describe(
         if not entry.cached:
             return ModelInfo(handle, kind, entry.folder, cached=False, cache_dir=cache)
     folder = fetch(handle, cache_dir=cache_dir, timeout=timeout)
+    metadata = read_model_metadata(folder)
+    label_set = None if metadata is None else metadata.label_set
     model = load_savedmodel(folder, handle)
     tf, _ = import_tensorflow()
     functions = _function_infos(model, tf)
@@ -453,7 +463,7 @@ def describe(
         if function.name == "predict" and output.ndim == 4:
             channels = int(output.shape[-1])
         probed.append(attrs.evolve(function, probe=(PROBE_SHAPE, tuple(output.shape))))
-    layout = _layout_of(channels)
+    layout = _layout_of(channels, label_set)
     saved_with = getattr(model, "tensorflow_version", None)
     return ModelInfo(
         handle,
@@ -466,11 +476,15 @@ def describe(
         functions=tuple(probed),
         channels=channels,
         layout=None if layout is None else layout.name,
-        classes=() if layout is None else _class_table(layout),
+        classes=()
+        if layout is None
+        else _class_table(layout, None if label_set is None else label_set.to_palette()),
     )
 
 
-def _checks(model: Any, tf: Any) -> tuple[list[Check], int | None, ChannelLayout | None]:
+def _checks(
+    model: Any, tf: Any, label_set: LabelSet | None = None
+) -> tuple[list[Check], int | None, ChannelLayout | None]:
     batch = _probe_batch()
     _, height, width, _ = PROBE_SHAPE
     checks: list[Check] = []
@@ -507,15 +521,19 @@ def _checks(model: Any, tf: Any) -> tuple[list[Check], int | None, ChannelLayout
         )
     )
     channels = int(scores.shape[-1]) if scores.ndim == 4 else None
-    layout = _layout_of(channels)
+    layout = _layout_of(channels, label_set)
+    expected = (
+        "expected 33 (background + 32 CamVid classes) or 32 (Void in channel 0 + 31 classes)"
+        if label_set is None
+        else f"expected {label_set.channels}, one per class of {label_set.describe()}"
+    )
     checks.append(
         Check(
             "channels",
             layout is not None,
             f"{channels}: {layout.name}, {_LAYOUT_TEXT[layout.name]}"
             if layout is not None
-            else f"{channels}; expected 33 (background + 32 CamVid classes) or 32 (Void in "
-            "channel 0 + 31 classes)",
+            else f"{channels}; {expected}",
         )
     )
     checks.append(Check("dtype", scores.dtype == np.float32, f"{scores.dtype} (expected float32)"))
@@ -560,7 +578,8 @@ def _verify_folder(folder: Path, handle: str) -> VerifyReport:
     model = load_savedmodel(folder, handle)
     seconds = time.monotonic() - started
     tf, _ = import_tensorflow()
-    checks, channels, layout = _checks(model, tf)
+    metadata = read_model_metadata(folder)
+    checks, channels, layout = _checks(model, tf, None if metadata is None else metadata.label_set)
     checks.insert(0, Check("loads", True, f"from {folder}"))
     return VerifyReport(
         handle,

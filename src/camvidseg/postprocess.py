@@ -69,7 +69,8 @@ class ChannelLayout:
     """How a model's output channels map to CamVid-32 class ids.
 
     Attributes:
-        name: ``"background33"``, ``"void32"`` or ``"void32-drop"``.
+        name: ``"background33"``, ``"void32"``, ``"void32-drop"`` or ``"exact"`` (see
+            :meth:`exact`).
         num_channels: ``C`` the model returns.
         drop_first: Whether channel 0 is discarded before the argmax.
         channel_ids: CamVid-32 id of each kept channel, in channel order.
@@ -85,6 +86,8 @@ class ChannelLayout:
     num_channels: int
     drop_first: bool
     channel_ids: NDArray[np.uint8] = attrs.field(converter=_readonly_ids)
+    #: Size of the label set the ids belong to (the last axis of :func:`to_class_scores`).
+    num_classes: int = attrs.field(default=_NUM_CAMVID32, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         kept = self.num_channels - int(self.drop_first)
@@ -116,6 +119,19 @@ class ChannelLayout:
             f"model returned {num_channels} channels; expected 33 (background + 32 CamVid classes) "
             "or 32 (Void in channel 0 + 31 classes)"
         )
+
+    @classmethod
+    def exact(cls, channel_ids: object, *, num_classes: int) -> ChannelLayout:
+        """Layout of a model that returns one channel per class, no background channel (a
+        model exported by ``camvidseg finetune``): channel ``j`` is class ``channel_ids[j]``
+        of a label set of ``num_classes`` classes.
+
+        Example:
+            >>> ChannelLayout.exact([0, 1, 3], num_classes=4).num_channels
+            3
+        """
+        ids = _readonly_ids(channel_ids)
+        return cls("exact", len(ids), False, ids, num_classes=num_classes)
 
     def kept(self, scores: Scores) -> Scores:
         """View of the channels that take part in the argmax (no copy)."""
@@ -284,7 +300,7 @@ def to_class_scores(scores: Scores, layout: ChannelLayout) -> Scores:
 
     Returns:
         ``(..., 32)`` float32, ``out[..., k]`` the probability of CamVid-32 id ``k`` (0 for a
-        dropped Void channel).
+        dropped Void channel); ``(..., layout.num_classes)`` for an ``"exact"`` layout.
 
     Example:
         >>> s = np.full((1, 32), 1 / 32, np.float32)
@@ -292,7 +308,7 @@ def to_class_scores(scores: Scores, layout: ChannelLayout) -> Scores:
         0.0
     """
     kept = layout.kept(scores)
-    out = np.zeros((*scores.shape[:-1], _NUM_CAMVID32), dtype=np.float32)
+    out = np.zeros((*scores.shape[:-1], layout.num_classes), dtype=np.float32)
     out[..., layout.channel_ids] = kept
     total = out.sum(axis=-1, keepdims=True)
     np.divide(out, total, out=out, where=total > 0)

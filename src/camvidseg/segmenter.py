@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import numpy as np
@@ -25,8 +25,9 @@ from camvidseg._types import (
 from camvidseg.backends.base import Backend, LabelBackend, check_scores
 from camvidseg.backends.handles import DEFAULT_HANDLE, DEFAULT_TIMEOUT
 from camvidseg.cleanup import CleanupConfig
-from camvidseg.exceptions import ConfigError, InvalidImageError
+from camvidseg.exceptions import BackendError, ConfigError, InvalidImageError
 from camvidseg.imageio import read_label_png, save_label_png, to_rgb_array
+from camvidseg.labelset import model_label_set
 from camvidseg.palette import CamVidPalette, get_grouping
 from camvidseg.postprocess import (
     ChannelLayout,
@@ -37,6 +38,10 @@ from camvidseg.postprocess import (
 )
 from camvidseg.tiling import TileGrid, resize_score_rows
 from camvidseg.tta import TTAConfig
+
+if TYPE_CHECKING:
+    from camvidseg.backends.base import FeatureBackend
+    from camvidseg.video import TemporalSmoothing
 
 __all__ = ["DEFAULT_HANDLE", "DEFAULT_MAX_PIXELS", "DEFAULT_TILE", "Segmentation", "Segmenter"]
 
@@ -247,6 +252,13 @@ def _resized(image: ImageArray, size: tuple[int, int]) -> ImageArray:
 _POSITIVE_OR_NONE = validators.optional(validators.int_range(1))
 
 
+def _model_palette(segmenter: Segmenter) -> CamVidPalette:
+    """The label set a backend's outputs are in: its own (a head, or an exported fine-tuned
+    model), else CamVid-32."""
+    label_set = model_label_set(segmenter.backend)
+    return CamVidPalette.camvid32() if label_set is None else label_set.to_palette()
+
+
 @attrs.define
 class Segmenter:
     """Segments street-scene images with a backend (the real HRNet model, or a fake).
@@ -254,7 +266,8 @@ class Segmenter:
     Args:
         backend: Any :class:`~camvidseg.backends.Backend`.
         palette: Label set of results: CamVid-32 (default) or CamVid-11 (grouped with
-            ``grouping``).
+            ``grouping``). For a backend with its own label set (a fine-tuned head) the
+            default is that label set; CamVid-11 may group a CamVid-32 one.
         grouping: Name of the 32 -> 11 grouping used when ``palette`` is CamVid-11.
         max_side: Resize so the longer side is at most this before inference; the scores are
             resized back before the argmax, so labels always have the input's size.
@@ -289,7 +302,9 @@ class Segmenter:
     """
 
     backend: Backend
-    palette: CamVidPalette = attrs.field(factory=CamVidPalette.camvid32, kw_only=True)
+    palette: CamVidPalette = attrs.field(
+        default=attrs.Factory(_model_palette, takes_self=True), kw_only=True
+    )
     grouping: str = attrs.field(default="merge", kw_only=True)
     max_side: int | None = attrs.field(default=None, kw_only=True, validator=_POSITIVE_OR_NONE)
     batch_size: int = attrs.field(default=1, kw_only=True, validator=validators.int_range(1))
@@ -317,9 +332,15 @@ class Segmenter:
     fused_labels: bool = attrs.field(default=True, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
-        if self.palette.name not in ("camvid32", "camvid11"):
+        source = _model_palette(self)
+        if source.name == "camvid32" and self.palette.name not in ("camvid32", "camvid11"):
             raise ConfigError(f"palette must be camvid32 or camvid11 (got {self.palette.name})")
-        if self.palette.name == "camvid11":
+        if source.name != "camvid32" and self.palette.names != source.names:
+            raise ConfigError(
+                f"palette {self.palette.name} does not fit the model's own label set "
+                f"{source.name}: leave it out to use the model's classes"
+            )
+        if self.palette.name == "camvid11" and source.name == "camvid32":
             get_grouping(self.grouping)  # fail early on an unknown name
         TileGrid.for_shape((1, 1), self.tile or DEFAULT_TILE, self.overlap)  # validates overlap
 
@@ -333,6 +354,7 @@ class Segmenter:
         input_multiple: int = 1,
         precision: str = "fp32",
         threads: int | None = None,
+        head: str | os.PathLike[str] | None = None,
         **options: Any,
     ) -> Segmenter:
         """Open a model handle with :func:`camvidseg.backends.open_backend` and wrap it.
@@ -346,6 +368,9 @@ class Segmenter:
             input_multiple: Pad inputs so H and W are multiples of this (1: any size).
             precision: ``"fp32"`` (default) or ``"bf16"`` (CPUs with avx512_bf16 or AMX).
             threads: Inference threads (default: the backend's, all cores).
+            head: A head folder written by ``camvidseg finetune``: the outputs are its classes
+                (its label set becomes the default ``palette``). Refused if it was trained on
+                another backbone.
             **options: Passed to :class:`Segmenter` (``max_side``, ``batch_size``, ...).
 
         Raises:
@@ -367,6 +392,10 @@ class Segmenter:
             threads=threads,
             input_multiple=input_multiple,
         )
+        if head is not None:
+            from camvidseg.backends.head import attach_head
+
+            return cls(attach_head(cast("FeatureBackend", backend), head), **options)
         return cls(backend, **options)
 
     # -- public API ---------------------------------------------------------------------------
@@ -545,15 +574,16 @@ class Segmenter:
         class_scores: Scores | None,
         source: Path | None,
     ) -> Segmentation:
+        model_palette = _model_palette(self)
         result = Segmentation(
             labels,
             conf,
-            CamVidPalette.camvid32(),
+            model_palette,
             image=image if self.keep_image else None,
             scores=class_scores,
             source=source,
         )
-        if self.palette.name == "camvid11":
+        if self.palette.name != model_palette.name:
             result = result.to_camvid11(self.grouping)
         # Cleanup first: it only ever sees class ids, so abstaining (255) is never smoothed over.
         if self.cleanup is not None:
@@ -564,7 +594,16 @@ class Segmenter:
 
     def _layout_for(self, channels: int) -> ChannelLayout:
         if self.layout is None or self.layout.num_channels != channels:
-            self.layout = ChannelLayout.detect(channels, drop_void=self.drop_void)
+            label_set = model_label_set(self.backend)
+            if label_set is None:
+                self.layout = ChannelLayout.detect(channels, drop_void=self.drop_void)
+            elif channels != label_set.channels:
+                raise BackendError(
+                    f"{self.backend.name} returned {channels} channels; its label set "
+                    f"{label_set.describe()} has {label_set.channels}"
+                )
+            else:
+                self.layout = label_set.channel_layout()
         return self.layout
 
     def _model_size(
@@ -705,7 +744,8 @@ class Segmenter:
         height, width = image.shape[:2]
         labels = np.empty((height, width), np.uint8)
         conf = np.empty((height, width), np.float32)
-        class_scores = np.empty((height, width, 32), np.float32) if return_scores else None
+        classes = len(_model_palette(self))
+        class_scores = np.empty((height, width, classes), np.float32) if return_scores else None
 
         def finish(y0: int, y1: int, band: Scores) -> None:
             layout = self._layout_for(band.shape[-1])
@@ -739,3 +779,20 @@ class Segmenter:
         scores = np.ascontiguousarray(scores)
         self._layout_for(scores.shape[-1])  # reject odd channel counts before any postprocessing
         return scores
+
+    def segment_video(
+        self,
+        source: str | os.PathLike[str] | Iterable[ImageLike],
+        *,
+        temporal: str | TemporalSmoothing | None = None,
+        **options: Any,
+    ) -> Iterator[Segmentation]:
+        """Segment a video file, a folder of frames or an iterable of images, frame by frame.
+
+        Delegates to :func:`camvidseg.video.segment_video` (``temporal="ema"`` averages class
+        probabilities over time; ``rate=``, ``frames=`` as there). Video files need the
+        ``video`` extra (PyAV).
+        """
+        from camvidseg.video import segment_video
+
+        return segment_video(self, source, temporal=temporal, **options)

@@ -48,6 +48,7 @@ def write_fake_savedmodel(
     temperature: float = DEFAULT_TEMPERATURE,
     background_logit: float = DEFAULT_BACKGROUND_LOGIT,
     feature_dim: int = 720,
+    feature_seed: int = 0,
 ) -> Path:
     """Write a SavedModel that behaves like :class:`NearestColorBackend` with HRNet's signatures.
 
@@ -57,6 +58,10 @@ def write_fake_savedmodel(
     Args:
         path: Folder to create (must not exist or be empty).
         channels: 33 (background channel 0) or 32 (Void in channel 0).
+        feature_dim: Channels of ``get_features``.
+        feature_seed: Seed of the fixed projection of ``get_features``: another seed is
+            another backbone (with the default 0 the features are
+            :meth:`NearestColorBackend.get_features`'s).
 
     Returns:
         The folder, loadable with ``tensorflow_hub.load`` or ``Segmenter.from_hub``.
@@ -67,7 +72,9 @@ def write_fake_savedmodel(
         raise ValueError(f"channels must be 32 or 33 (got {channels})")
     colors = CamVidPalette.camvid32().colors.astype(np.float32)
     order = [_VOID_ID, *(i for i in range(32) if i != _VOID_ID)]
-    projection = np.random.default_rng(0).standard_normal((3, feature_dim)).astype(np.float32)
+    projection = (
+        np.random.default_rng(feature_seed).standard_normal((3, feature_dim)).astype(np.float32)
+    )
     spec = tf.TensorSpec([None, None, None, 3], tf.float32)
 
     class FakeHRNet(tf.Module):  # type: ignore[misc]

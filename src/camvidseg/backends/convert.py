@@ -18,7 +18,6 @@ Example (needs TensorFlow and OpenVINO)::
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -48,10 +47,10 @@ from camvidseg.backends.tfhub import (
     import_tensorflow,
     load_savedmodel,
 )
-from camvidseg.exceptions import CamVidSegError, ConfigError, ModelLoadError
+from camvidseg.exceptions import CamVidSegError, ConfigError
+from camvidseg.labelset import METADATA_PATH, read_model_metadata
 
 __all__ = [
-    "LABEL_SET_FILE",
     "MIN_PROBE_AGREEMENT",
     "PROBE_SHAPE",
     "ConversionError",
@@ -64,8 +63,6 @@ __all__ = [
 
 log = logging.getLogger("camvidseg")
 
-#: Label-set metadata of a fine-tuned export, relative to its SavedModel folder.
-LABEL_SET_FILE = Path("assets", "camvidseg.json")
 #: ``[B, H, W, 3]`` of the image TensorFlow and OpenVINO are compared on after conversion.
 PROBE_SHAPE = (1, 64, 96, 3)
 #: Share of probe pixels whose argmax must agree between TensorFlow and OpenVINO.
@@ -181,28 +178,6 @@ def probe_image() -> NDArray[np.float32]:
     return probe.astype(np.float32)
 
 
-def _label_set_of(folder: Path) -> tuple[dict[str, Any] | None, int | None]:
-    """``(label_set, channels)`` of a fine-tuned export's ``assets/camvidseg.json``, or
-    ``(None, None)`` for a model without one.
-
-    Stand-in for ``camvidseg.labelset.read_model_metadata`` (feat-finetune): reads the same
-    file (format ``camvidseg-model``) and keeps its ``label_set`` object as it is.
-    """
-    path = folder / LABEL_SET_FILE
-    if not path.is_file():
-        return None, None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{path}: cannot read the label-set metadata ({exc})") from None
-    if not isinstance(data, dict) or data.get("format") != "camvidseg-model":
-        raise ModelLoadError(f"{path}: not camvidseg model metadata (format camvidseg-model)")
-    label_set, channels = data.get("label_set"), data.get("channels")
-    if not isinstance(label_set, dict) or not isinstance(channels, int):
-        raise ModelLoadError(f"{path}: 'label_set' (an object) and 'channels' are required")
-    return label_set, channels
-
-
 def _concrete(tf: Any, model: Any, name: str, handle: str) -> Any:
     """``model.<name>``'s concrete function for float32 images of any batch, height, width."""
     function = getattr(model, name, None)
@@ -237,7 +212,7 @@ def _static_channels(concrete: Any) -> int | None:
 def _check_label_channels(expected: int | None, channels: int | None, source: str) -> None:
     if expected is not None and channels is not None and expected != channels:
         raise ConversionError(
-            f"{source}: its {LABEL_SET_FILE} says {expected} channels but predict returns "
+            f"{source}: its {METADATA_PATH} says {expected} channels but predict returns "
             f"{channels}; nothing was written"
         )
 
@@ -367,7 +342,10 @@ def convert_to_openvino(
     _check_output(output, overwrite)
     ov = import_openvino()
     folder = fetch(source, cache_dir=cache_dir, timeout=timeout)
-    label_set, label_channels = _label_set_of(folder)
+    # A fine-tuned export (camvidseg finetune --export) keeps its label set.
+    exported = read_model_metadata(folder)
+    label_set = None if exported is None else exported.label_set.to_dict()
+    label_channels = None if exported is None else exported.channels
     tf_model = load_savedmodel(folder, source)
     tf, _ = import_tensorflow()  # loaded already by load_savedmodel
 

@@ -24,6 +24,7 @@ __all__ = [
     "is_kaggle_handle",
     "is_openvino_folder",
     "is_url",
+    "model_identity",
     "openvino_folder",
 ]
 
@@ -55,6 +56,23 @@ def is_fake_handle(handle: str) -> bool:
         (True, False)
     """
     return handle.startswith(FAKE_PREFIX)
+
+
+def model_identity(handle: str, head: str | None = None) -> str:
+    """The handle a manifest records: a fake model's test parameters (``?latency=``) do not
+    change its outputs, so they do not stop a resume. A fine-tuned head is part of the model
+    (``HANDLE+head:<sha>``), so outputs of two heads are never mixed on resume.
+
+    Example:
+        >>> model_identity("fake:33?latency=0.05"), model_identity("/models/hrnet")
+        ('fake:33', '/models/hrnet')
+    """
+    model = handle.split("?", 1)[0] if is_fake_handle(handle) else handle
+    if head is None:
+        return model
+    from camvidseg.backends.head import head_identity
+
+    return f"{model}+{head_identity(head)}"
 
 
 def is_url(handle: str) -> bool:

@@ -43,6 +43,7 @@ from camvidseg.backends.handles import is_openvino_folder, openvino_folder
 from camvidseg.backends.precision import check_settings
 from camvidseg.exceptions import BackendError, ConfigError, ModelLoadError
 from camvidseg.imageio import atomic_write
+from camvidseg.labelset import LabelSet
 
 if TYPE_CHECKING:
     from camvidseg.postprocess import ChannelLayout
@@ -284,6 +285,7 @@ class OpenVINOBackend:
         self._cache: OrderedDict[tuple[Any, ...], _Compiled] = OrderedDict()
         self._lock = threading.Lock()
         self._input_multiple = input_multiple
+        self._label_set = _label_set(metadata, self._folder)
 
     @classmethod
     def load(
@@ -366,6 +368,11 @@ class OpenVINOBackend:
     def channels(self) -> int:
         """``C`` of the scores."""
         return self._metadata.channels
+
+    @property
+    def label_set(self) -> LabelSet | None:
+        """The model's own label set (a fine-tuned export's), ``None`` for the CamVid model."""
+        return self._label_set
 
     @property
     def compiled_sizes(self) -> tuple[tuple[int, int], ...]:
@@ -486,6 +493,21 @@ class OpenVINOBackend:
                     f"{self.name}: {what} failed on a batch of shape {batch.shape}: "
                     f"{_first_line(exc)}"
                 ) from None
+
+
+def _label_set(metadata: OpenVINOMetadata, folder: Path) -> LabelSet | None:
+    if metadata.label_set is None:
+        return None
+    try:
+        label_set = LabelSet.from_dict(metadata.label_set)
+    except ConfigError as exc:
+        raise ModelLoadError(f"{folder / METADATA_NAME}: bad label_set ({exc})") from None
+    if label_set.channels != metadata.channels:
+        raise ModelLoadError(
+            f"{folder / METADATA_NAME}: the label set has {label_set.channels} classes but the "
+            f"model {metadata.channels} channels"
+        )
+    return label_set
 
 
 def read_model(path: str | os.PathLike[str], core: Any = None) -> Any:

@@ -34,6 +34,7 @@ from camvidseg.backends.handles import (
     classify_handle,
 )
 from camvidseg.exceptions import BackendError, ModelLoadError
+from camvidseg.labelset import LabelSet, read_model_metadata
 
 if TYPE_CHECKING:
     from camvidseg.postprocess import ChannelLayout
@@ -589,6 +590,9 @@ class TFHubBackend:
         input_multiple: Batch H and W are padded to a multiple of this by the Segmenter.
         jit_compile: Compile the in-graph labels and confidence of :meth:`predict_labels` with
             XLA (falls back to the uncompiled op where XLA is not available).
+        label_set: The model's own label set, for a model exported by ``camvidseg finetune``
+            (read from its ``assets/camvidseg.json`` by :meth:`load`): it returns exactly one
+            channel per trained class. ``None`` for the stock model.
     """
 
     def __init__(
@@ -600,6 +604,7 @@ class TFHubBackend:
         jit_compile: bool = True,
         precision: str = "fp32",
         threads: int | None = None,
+        label_set: LabelSet | None = None,
     ) -> None:
         if not callable(getattr(model, "predict", None)):
             raise ModelLoadError(
@@ -614,6 +619,7 @@ class TFHubBackend:
         # As configured by load() (TensorFlow's settings are process-wide).
         self.precision = precision
         self.threads = threads
+        self._label_set = label_set
 
     @classmethod
     def load(
@@ -652,6 +658,7 @@ class TFHubBackend:
         folder = fetch(handle, cache_dir=cache_dir, timeout=timeout)
         import_tensorflow()  # before configuring it: TF start-up output goes to the debug log
         configure_tensorflow(precision, threads)
+        metadata = read_model_metadata(folder)
         model = load_savedmodel(folder, handle)
         log.info("loaded %s in %.1f s", handle, time.monotonic() - started)
         return cls(
@@ -661,6 +668,7 @@ class TFHubBackend:
             jit_compile=jit_compile,
             precision=precision,
             threads=threads,
+            label_set=None if metadata is None else metadata.label_set,
         )
 
     @property
@@ -675,6 +683,11 @@ class TFHubBackend:
     def model(self) -> Any:
         """The loaded SavedModel object."""
         return self._model
+
+    @property
+    def label_set(self) -> LabelSet | None:
+        """The model's own label set (a fine-tuned export), or ``None`` (the stock model)."""
+        return self._label_set
 
     def predict(self, batch: NDArray[np.float32]) -> Scores:
         check_batch(batch)

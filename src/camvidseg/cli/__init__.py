@@ -26,7 +26,16 @@ from camvidseg.exceptions import CamVidSegError
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("segment", "evaluate", "tune", "model")
+COMMANDS: tuple[str, ...] = (
+    "segment",
+    "evaluate",
+    "tune",
+    "finetune",
+    "model",
+    "beam",
+    "video",
+    "report",
+)
 
 _EPILOG = """examples:
   camvidseg segment examples/images -o out/
@@ -34,6 +43,11 @@ _EPILOG = """examples:
   camvidseg segment photos/ -o out/ --model /models/camvid-hrnetv2-w48 --outputs labels,panel
   camvidseg evaluate out/labels CamVid/LabeledApproved_full -o report/
   camvidseg tune CamVid/val CamVid/valannot --classes 11 -o tuned.json
+  camvidseg finetune CamVid/train CamVid/trainannot --classes 11 -o heads/c11
+  camvidseg segment photos/ -o out/ --head heads/c11
+  camvidseg beam 'frames/**/*.jpg' -o out/            # the same on Apache Beam (any runner)
+  camvidseg report out/                               # out/report.html: summary, metrics, images
+  camvidseg video drive.mp4 -o drive_seg.mp4 --temporal ema   # needs the video extra
   camvidseg segment --help
 """
 

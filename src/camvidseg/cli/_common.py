@@ -31,7 +31,7 @@ def add_verbosity(parser: argparse.ArgumentParser) -> None:
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Add the ``model`` group: ``--model``, ``--cache-dir``, ``--timeout``, ``--batch-size``,
-    ``--max-side``, ``--classes``, ``--precision``, ``--threads``.
+    ``--max-side``, ``--classes``, ``--head``, ``--precision``, ``--threads``.
 
     The settings among them (all but ``--cache-dir`` and ``--timeout``)
     default to ``None``: a config file (``--config``, see
@@ -73,6 +73,13 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="label set of the outputs: CamVid-32 or the 11-class SegNet grouping "
         "(default: the config's, else 32)",
+    )
+    group.add_argument(
+        "--head",
+        metavar="HEAD_DIR",
+        default=None,
+        help="a head trained by 'camvidseg finetune' on this model: outputs are its classes "
+        "(--classes must match them, or group CamVid-32 to 11)",
     )
     group.add_argument(
         "--precision",

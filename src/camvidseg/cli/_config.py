@@ -206,9 +206,16 @@ def config_from_args(args: argparse.Namespace) -> SegmentConfig:
     try:
         if cleanup:
             changes["cleanup"] = attrs.evolve(config.cleanup, **cleanup)
-        return attrs.evolve(config, **changes)
+        config = attrs.evolve(config, **changes)
     except ConfigError as exc:
         raise ConfigError(f"{exc} (from the command line)") from None
+    if config.head is not None and getattr(args, "classes", None) is not None:
+        from camvidseg.backends.head import read_head_info
+        from camvidseg.labelset import output_palette
+
+        # An explicit --classes must match the head's label set (or group CamVid-32 to 11).
+        output_palette(read_head_info(config.head).label_set, int(args.classes))
+    return config
 
 
 def model_handle(config: SegmentConfig) -> str:

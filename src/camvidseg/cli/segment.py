@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from camvidseg.backends.handles import model_identity
 from camvidseg.cli._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SOME_FAILED,
     EXIT_USAGE,
-    FAKE_MODEL_PREFIX,
     add_ground_truth_options,
     add_verbosity,
     non_negative_int,
@@ -34,11 +34,13 @@ from camvidseg.cli._config import (
     config_from_args,
     model_handle,
 )
+from camvidseg.cli.report import add_report_flag, write_requested_report
 
 if TYPE_CHECKING:
+    from camvidseg.config import SegmentConfig
     from camvidseg.evaluation import StreamingEvaluator
     from camvidseg.metrics import EvaluationResult
-    from camvidseg.pipeline import InputFile, ManifestEntry, RunReport
+    from camvidseg.pipeline import InputFile, ManifestEntry, RunOptions, RunReport
     from camvidseg.segmenter import Segmentation
 
 # Duplicated from camvidseg.pipeline so that `--help` imports nothing heavy.
@@ -83,26 +85,8 @@ def output_kinds(text: str) -> tuple[str, ...]:
     return kinds
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "segment",
-        help="segment images and folders into label, colour, overlay and panel images",
-        description=_DESCRIPTION,
-        epilog=_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
-    parser.add_argument(
-        "-o", "--output", required=True, type=Path, metavar="OUT", help="output folder"
-    )
-    group = parser.add_argument_group("inputs and outputs")
-    group.add_argument(
-        "--glob",
-        action="append",
-        metavar="PATTERN",
-        help="only take files in folders whose relative path matches (e.g. '*.png', "
-        "'cam1/*.jpg'); repeatable (default: every image suffix)",
-    )
+def add_output_kinds(group: Any) -> None:
+    """``--outputs``: which output kinds to write (``segment`` and ``beam``)."""
     group.add_argument(
         "--outputs",
         type=output_kinds,
@@ -111,9 +95,11 @@ def register(subparsers: Any) -> None:
         help=f"comma-separated outputs from {','.join(_OUTPUT_KINDS)} "
         f"(default: {_DEFAULT_OUTPUTS})",
     )
-    group.add_argument(
-        "--panel", action="store_true", help="also write panels (same as adding ',panel')"
-    )
+
+
+def add_output_encoding(group: Any) -> None:
+    """How outputs are encoded and when inputs are redone, ``--alpha`` to
+    ``--max-input-pixels`` (``segment`` and ``beam``; :func:`run_options` reads them)."""
     group.add_argument(
         "--alpha",
         type=unit_float,
@@ -157,6 +143,51 @@ def register(subparsers: Any) -> None:
         "only Pillow's decompression-bomb limit of about 89 megapixels); large images are "
         "segmented in tiles",
     )
+
+
+def run_options(args: argparse.Namespace, outputs: tuple[str, ...], **extra: int) -> RunOptions:
+    """The :class:`~camvidseg.pipeline.RunOptions` of :func:`add_output_encoding`'s flags,
+    for ``outputs`` (``extra``: further fields, e.g. ``workers``)."""
+    from camvidseg.pipeline import RunOptions
+
+    return RunOptions(
+        outputs=outputs,
+        alpha=args.alpha,
+        overlay_format=args.overlay_format,
+        jpeg_quality=args.jpeg_quality,
+        confidence_bits=args.confidence_bits,
+        legend=not args.no_legend,
+        overwrite=args.overwrite,
+        max_input_pixels=args.max_input_pixels or None,
+        **extra,
+    )
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "segment",
+        help="segment images and folders into label, colour, overlay and panel images",
+        description=_DESCRIPTION,
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    parser.add_argument(
+        "-o", "--output", required=True, type=Path, metavar="OUT", help="output folder"
+    )
+    group = parser.add_argument_group("inputs and outputs")
+    group.add_argument(
+        "--glob",
+        action="append",
+        metavar="PATTERN",
+        help="only take files in folders whose relative path matches (e.g. '*.png', "
+        "'cam1/*.jpg'); repeatable (default: every image suffix)",
+    )
+    add_output_kinds(group)
+    group.add_argument(
+        "--panel", action="store_true", help="also write panels (same as adding ',panel')"
+    )
+    add_output_encoding(group)
     group.add_argument(
         "--workers",
         type=positive_int,
@@ -180,6 +211,7 @@ def register(subparsers: Any) -> None:
     add_ground_truth_options(
         evaluation, format_help="ground truth as RGB colours or ids (default: auto)"
     )
+    add_report_flag(group)
     add_verbosity(parser)
     parser.set_defaults(run=run)
 
@@ -275,16 +307,27 @@ def _print_summary(
         )
 
 
-def _model_identity(handle: str) -> str:
-    """The handle recorded in the manifest; a fake model's test parameters (``?latency=``)
-    do not change its outputs, so they do not stop a resume."""
-    return handle.split("?", 1)[0] if handle.startswith(FAKE_MODEL_PREFIX) else handle
+def _evaluation_classes(config: SegmentConfig) -> int:
+    """32 or 11: the label set ``--gt`` scores in (a head's own, when it is CamVid's)."""
+    palette = config.palette
+    if palette.name not in ("camvid32", "camvid11"):
+        from camvidseg.exceptions import ConfigError
+
+        raise ConfigError(
+            f"--gt scores CamVid-32 or CamVid-11 labels; the head's label set {palette.name} "
+            f"is neither (its validation metrics are in {config.head}/metrics.json)"
+        )
+    return 32 if palette.name == "camvid32" else 11
 
 
-def _evaluator(args: argparse.Namespace, classes: int, grouping: str) -> StreamingEvaluator | None:
+def _evaluator(
+    args: argparse.Namespace, config: SegmentConfig, grouping: str
+) -> StreamingEvaluator | None:
     if args.gt is None:
         return None
     from camvidseg.evaluation import StreamingEvaluator
+
+    classes = _evaluation_classes(config)
 
     return StreamingEvaluator(
         args.gt,
@@ -301,25 +344,15 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from camvidseg.exceptions import BackendError
-    from camvidseg.pipeline import PipelineInterrupted, RunOptions, discover_inputs, run_pipeline
+    from camvidseg.pipeline import PipelineInterrupted, discover_inputs, run_pipeline
 
     config = config_from_args(args)
-    evaluator = _evaluator(args, config.classes, config.grouping)
+    evaluator = _evaluator(args, config, config.grouping)
 
     outputs: tuple[str, ...] = args.outputs
     if args.panel and "panel" not in outputs:
         outputs = (*outputs, "panel")
-    options = RunOptions(
-        outputs=outputs,
-        alpha=args.alpha,
-        overlay_format=args.overlay_format,
-        jpeg_quality=args.jpeg_quality,
-        confidence_bits=args.confidence_bits,
-        legend=not args.no_legend,
-        overwrite=args.overwrite,
-        max_input_pixels=args.max_input_pixels or None,
-        workers=args.workers,
-    )
+    options = run_options(args, outputs, workers=args.workers)
     plan = discover_inputs(args.inputs, args.output, globs=args.glob or ())
     if not plan.files and not plan.rejected:
         print(
@@ -342,7 +375,7 @@ def run(args: argparse.Namespace) -> int:
                 segmenter,
                 plan,
                 options,
-                model=_model_identity(model_handle(config)),
+                model=model_identity(model_handle(config), config.head),
                 **hooks,
             )
     except PipelineInterrupted as interrupted:
@@ -361,6 +394,8 @@ def run(args: argparse.Namespace) -> int:
         for problem in evaluation.problems:
             print(f"camvidseg: error: {problem.message}", file=sys.stderr)
     _print_summary(report, args, evaluation)
+    if not write_requested_report(args, report.output):
+        return EXIT_SOME_FAILED
     if report.summary.error or (evaluation is not None and evaluation.problems):
         return EXIT_SOME_FAILED
     return EXIT_OK

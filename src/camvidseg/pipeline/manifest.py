@@ -14,7 +14,7 @@ import weakref
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, overload
+from typing import IO, TYPE_CHECKING, Any, Protocol, overload
 
 import attrs
 
@@ -24,15 +24,24 @@ from camvidseg.imageio import atomic_write
 from camvidseg.pipeline.options import RunOptions
 
 if TYPE_CHECKING:
-    from camvidseg.segmenter import Segmenter
+    from camvidseg.cleanup import CleanupConfig
+    from camvidseg.palette import CamVidPalette
+    from camvidseg.tta import TTAConfig
 
 __all__ = [
+    "ENTRIES_LINE",
     "MANIFEST_FORMAT",
     "MANIFEST_NAME",
     "ManifestEntry",
     "PipelineInterrupted",
     "RunReport",
     "RunSummary",
+    "SegmenterSettings",
+    "dump_manifest",
+    "kind_options",
+    "now",
+    "options_json",
+    "postprocessing_json",
 ]
 
 log = logging.getLogger("camvidseg")
@@ -245,6 +254,10 @@ class PipelineInterrupted(KeyboardInterrupt):
         self.report = report
 
 
+#: The line that opens the entries in the manifest :func:`dump_manifest` writes.
+ENTRIES_LINE = b' "entries": ['
+
+
 def dump_manifest(handle: IO[bytes], head: Mapping[str, Any], entries: Iterable[bytes]) -> None:
     """Write the manifest JSON: ``head``'s fields, then ``"entries"`` one per line.
 
@@ -253,16 +266,13 @@ def dump_manifest(handle: IO[bytes], head: Mapping[str, Any], entries: Iterable[
     """
     text = json.dumps(head, indent=1)
     handle.write(text[: text.rindex("}")].rstrip().encode())
-    handle.write(b',\n "entries": [')
+    handle.write(b",\n" + ENTRIES_LINE)
     separator = b"\n  "
     for entry in entries:
         handle.write(separator)
         handle.write(entry)
         separator = b",\n  "
     handle.write(b"\n ]\n}\n")
-
-
-_ENTRIES_LINE = b' "entries": ['
 
 
 class PreviousManifest:
@@ -317,7 +327,7 @@ class PreviousManifest:
             line = handle.readline()
             if not line:
                 return False
-            if line.rstrip(b"\r\n") == _ENTRIES_LINE:
+            if line.rstrip(b"\r\n") == ENTRIES_LINE:
                 break
             head += line
         self.head = json.loads(bytes(head).rstrip().rstrip(b",") + b"}")
@@ -368,36 +378,78 @@ class PreviousManifest:
 # -- what the manifest records of the settings -------------------------------------------------
 
 
-def postprocessing_json(segmenter: Segmenter) -> dict[str, Any]:
-    """The segmenter's tiling, TTA and cleanup settings, JSON-ready (they change the outputs)."""
+class SegmenterSettings(Protocol):
+    """The settings the manifest records: what a :class:`~camvidseg.Segmenter` and a
+    :class:`~camvidseg.config.SegmentConfig` both have."""
+
+    @property
+    def palette(self) -> CamVidPalette: ...
+    @property
+    def grouping(self) -> str: ...
+    @property
+    def max_side(self) -> int | None: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def drop_void(self) -> bool: ...
+    @property
+    def min_confidence(self) -> float | None: ...
+    @property
+    def tile(self) -> int | None: ...
+    @property
+    def overlap(self) -> int: ...
+    @property
+    def tta(self) -> TTAConfig | None: ...
+    @property
+    def cleanup(self) -> CleanupConfig | None: ...
+
+
+def postprocessing_json(settings: SegmenterSettings) -> dict[str, Any]:
+    """The tiling, TTA and cleanup settings, JSON-ready (they change the outputs)."""
     return {
-        "tile": segmenter.tile,
-        "overlap": segmenter.overlap if segmenter.tile is not None else None,
-        "tta": None if segmenter.tta is None else segmenter.tta.to_dict(),
+        "tile": settings.tile,
+        "overlap": settings.overlap if settings.tile is not None else None,
+        "tta": None if settings.tta is None else settings.tta.to_dict(),
         "cleanup": (
-            segmenter.cleanup.to_dict()
-            if segmenter.cleanup is not None and segmenter.cleanup.enabled
+            settings.cleanup.to_dict()
+            if settings.cleanup is not None and settings.cleanup.enabled
             else None
         ),
     }
 
 
+def _precision_and_threads(settings: SegmenterSettings) -> dict[str, Any]:
+    """``precision`` and ``threads`` of a Segmenter's backend, or of a SegmentConfig."""
+    return backend_settings(getattr(settings, "backend", settings))
+
+
 def kind_options(
-    kind: str, options: RunOptions, segmenter: Segmenter, model: str
+    kind: str, options: RunOptions, settings: SegmenterSettings, model: str
 ) -> dict[str, Any]:
-    """The options that decide what the files of one output kind hold."""
+    """The options that decide what the files of one output kind hold (the manifest's
+    ``output_options[kind]``; a resumed run refuses to mix files made with other ones).
+
+    ``settings`` is a :class:`~camvidseg.Segmenter` or a
+    :class:`~camvidseg.config.SegmentConfig`: both give the same record.
+
+    Example:
+        >>> from camvidseg.config import SegmentConfig
+        >>> record = kind_options("overlay", RunOptions(), SegmentConfig(classes=11), "m")
+        >>> record["classes"], record["grouping"], record["jpeg_quality"]
+        ('camvid11', 'merge', 92)
+    """
     common: dict[str, Any] = {
         "model": model,
-        "classes": segmenter.palette.name,
-        "grouping": segmenter.grouping if segmenter.palette.name == "camvid11" else None,
-        "max_side": segmenter.max_side,
-        "drop_void": segmenter.drop_void,
-        "min_confidence": segmenter.min_confidence,
-        **postprocessing_json(segmenter),
+        "classes": settings.palette.name,
+        "grouping": settings.grouping if settings.palette.name == "camvid11" else None,
+        "max_side": settings.max_side,
+        "drop_void": settings.drop_void,
+        "min_confidence": settings.min_confidence,
+        **postprocessing_json(settings),
     }
-    settings = backend_settings(segmenter.backend)
-    if settings["precision"] != "fp32":  # bf16 changes labels; fp32 keeps older manifests valid
-        common["precision"] = settings["precision"]
+    precision = _precision_and_threads(settings)["precision"]
+    if precision != "fp32":  # bf16 changes labels; fp32 keeps older manifests valid
+        common["precision"] = precision
     if kind == "overlay":
         common.update(
             alpha=options.alpha,
@@ -411,16 +463,16 @@ def kind_options(
     return common
 
 
-def options_json(options: RunOptions, segmenter: Segmenter, model: str) -> dict[str, Any]:
+def options_json(options: RunOptions, settings: SegmenterSettings, model: str) -> dict[str, Any]:
     """The ``options`` of the manifest: the run's settings, JSON-ready."""
     return {
         "model": model,
-        "classes": segmenter.palette.name,
-        "batch_size": segmenter.batch_size,
-        "max_side": segmenter.max_side,
-        "min_confidence": segmenter.min_confidence,
-        **postprocessing_json(segmenter),
-        **backend_settings(segmenter.backend),
+        "classes": settings.palette.name,
+        "batch_size": settings.batch_size,
+        "max_side": settings.max_side,
+        "min_confidence": settings.min_confidence,
+        **postprocessing_json(settings),
+        **_precision_and_threads(settings),
         "outputs": list(options.outputs),
         "alpha": options.alpha,
         "overlay_format": options.overlay_format,

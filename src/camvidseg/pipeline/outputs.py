@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 import numpy as np
 from PIL import Image
@@ -18,15 +19,40 @@ from camvidseg.pipeline.options import RunOptions
 from camvidseg.segmenter import Segmentation
 from camvidseg.visualize import panel
 
+__all__ = [
+    "OutputWriter",
+    "confidence_image",
+    "expected_format",
+    "oriented_size",
+    "output_relpath",
+    "valid_image",
+    "valid_output",
+    "write_output",
+]
+
 _EXIF_ORIENTATION = 0x0112
+_IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
 def output_relpath(name: PurePosixPath, kind: str, extension: str) -> PurePosixPath:
-    """``kind/name + extension``."""
+    """``kind/name + extension``: where an output of the input named ``name`` goes, relative
+    to the output folder.
+
+    Example:
+        >>> output_relpath(PurePosixPath("a/frame"), "overlay", ".jpg").as_posix()
+        'overlay/a/frame.jpg'
+    """
     return PurePosixPath(kind) / name.parent / (name.name + extension)
 
 
 def confidence_image(confidence: ConfidenceMap, bits: int) -> Image.Image:
+    """The confidence output: ``round(p * 65535)`` as a 16-bit image, or ``round(p * 255)``
+    8-bit (``confidence``: ``(H, W)`` float32 in ``[0, 1]``).
+
+    Example:
+        >>> confidence_image(np.array([[0.0, 0.5, 1.0]], np.float32), 8).getpixel((1, 0))
+        128
+    """
     top = 65535 if bits == 16 else 255
     values = np.rint(np.clip(confidence, 0.0, 1.0) * np.float32(top))
     if bits == 16:
@@ -35,7 +61,12 @@ def confidence_image(confidence: ConfidenceMap, bits: int) -> Image.Image:
 
 
 def expected_format(kind: str, options: RunOptions) -> tuple[str, frozenset[str] | None]:
-    """Pillow format and modes of a valid output file (``None``: any mode)."""
+    """Pillow format and modes of a valid output file of ``kind`` (``None``: any mode).
+
+    Example:
+        >>> expected_format("labels", RunOptions())
+        ('PNG', frozenset({'P'}))
+    """
     if kind == "labels":
         return "PNG", frozenset({"P"})
     if kind == "color":
@@ -47,6 +78,31 @@ def expected_format(kind: str, options: RunOptions) -> tuple[str, frozenset[str]
     return "PNG", None
 
 
+def valid_image(
+    handle: IO[bytes],
+    fmt: str,
+    modes: frozenset[str] | None,
+    size: tuple[int, int] | None,
+    length: int,
+) -> bool:
+    """Whether the open file ``handle`` (seekable, ``length`` bytes) is a complete image of
+    the expected format, mode and size. Any binary file object works: a local file or one
+    from Beam's ``FileSystems``."""
+    try:
+        with Image.open(handle) as image:
+            if image.format != fmt or (modes is not None and image.mode not in modes):
+                return False
+            if size is not None and image.size != size:
+                return False
+            image.verify()  # PNG: every chunk's CRC up to IEND
+        if fmt == "JPEG":
+            handle.seek(length - 2)
+            return handle.read(2) == b"\xff\xd9"
+    except _IMAGE_ERRORS:
+        return False
+    return True
+
+
 def valid_output(
     path: Path,
     fmt: str,
@@ -54,37 +110,66 @@ def valid_output(
     size: tuple[int, int] | None,
     not_before_ns: int,
 ) -> bool:
-    """Whether ``path`` is a complete image of the expected format, mode and size, newer than
-    its input."""
+    """Whether the local file ``path`` is a complete image of the expected format, mode and
+    size (:func:`valid_image`), newer than its input."""
     try:
         st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode) or st.st_size == 0 or st.st_mtime_ns < not_before_ns:
             return False
-        with Image.open(path) as image:
-            if image.format != fmt or (modes is not None and image.mode not in modes):
-                return False
-            if size is not None and image.size != size:
-                return False
-            image.verify()  # PNG: every chunk's CRC up to IEND
-        if fmt == "JPEG":
-            with open(path, "rb") as handle:
-                handle.seek(-2, os.SEEK_END)
-                return handle.read(2) == b"\xff\xd9"
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        with open(path, "rb") as handle:
+            return valid_image(handle, fmt, modes, size, st.st_size)
+    except OSError:
         return False
-    return True
 
 
-def oriented_size(path: Path) -> tuple[int, int] | None:
-    """``(width, height)`` of an image after EXIF orientation, from its header alone."""
+def oriented_size(source: Path | IO[bytes]) -> tuple[int, int] | None:
+    """``(width, height)`` of an image (a path or an open binary file) after EXIF orientation,
+    from its header alone; ``None`` when it cannot be read."""
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             width, height = image.size
             if image.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
                 width, height = height, width
             return (width, height)
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+    except _IMAGE_ERRORS:
         return None
+
+
+def write_output(
+    kind: str,
+    path: Path,
+    seg: Segmentation,
+    options: RunOptions,
+    *,
+    image: ImageArray | None = None,
+) -> None:
+    """Encode one output ``kind`` of ``seg`` and write it to ``path`` atomically.
+
+    Args:
+        kind: One of :data:`~camvidseg.pipeline.OUTPUT_KINDS`.
+        path: A local file.
+        seg: The segmentation.
+        options: How outputs are encoded.
+        image: The input image, for panels (default: ``seg.image``).
+
+    Raises:
+        ConfigError: for an unknown kind, or a panel without the input image.
+    """
+    if kind == "labels":
+        save_label_png(path, seg.labels, seg.palette)
+    elif kind == "color":
+        save_image(path, seg.colorize())
+    elif kind == "overlay":
+        save_image(path, seg.overlay(options.alpha), quality=options.jpeg_quality)
+    elif kind == "confidence":
+        save_image(path, confidence_image(seg.confidence, options.confidence_bits))
+    elif kind == "panel":
+        image = seg.image if image is None else image
+        if image is None:
+            raise ConfigError("a panel needs the input image on the Segmentation")
+        save_image(path, panel(image, seg, legend=options.legend, alpha=options.alpha))
+    else:
+        raise ConfigError(f"unknown output kind {kind!r}")
 
 
 class OutputWriter:
@@ -158,17 +243,5 @@ class OutputWriter:
         return outputs
 
     def write(self, kind: str, path: Path, seg: Segmentation, image: ImageArray) -> None:
-        """Encode and write one output file."""
-        options = self.options
-        if kind == "labels":
-            save_label_png(path, seg.labels, seg.palette)
-        elif kind == "color":
-            save_image(path, seg.colorize())
-        elif kind == "overlay":
-            save_image(path, seg.overlay(options.alpha), quality=options.jpeg_quality)
-        elif kind == "confidence":
-            save_image(path, confidence_image(seg.confidence, options.confidence_bits))
-        elif kind == "panel":
-            save_image(path, panel(image, seg, legend=options.legend, alpha=options.alpha))
-        else:  # pragma: no cover - RunOptions validates the kinds
-            raise ConfigError(f"unknown output kind {kind!r}")
+        """Encode and write one output file (:func:`write_output`)."""
+        write_output(kind, path, seg, self.options, image=image)

@@ -4,7 +4,7 @@ with outputs made with other options."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from camvidseg.exceptions import ConfigError
@@ -13,8 +13,83 @@ from camvidseg.pipeline.manifest import MANIFEST_NAME, ManifestEntry, PreviousMa
 from camvidseg.pipeline.options import OUTPUT_KINDS, RunOptions
 from camvidseg.pipeline.outputs import OutputWriter, expected_format, oriented_size, valid_output
 
+__all__ = ["ALREADY_PRESENT", "ResumeChecker", "check_previous", "kept_fields"]
+
 #: The note of an input whose outputs were kept.
 ALREADY_PRESENT = "outputs already present"
+
+
+def check_previous(
+    head: Mapping[str, Any] | None,
+    wanted: Mapping[str, Mapping[str, Any]],
+    *,
+    output: object,
+    overwrite: bool,
+) -> dict[str, Any]:
+    """The ``output_options`` a run records: its own (``wanted``, per kind it writes, see
+    :func:`~camvidseg.pipeline.manifest.kind_options`), plus the earlier run's record of kinds
+    it does not write (their files stay).
+
+    Args:
+        head: The earlier manifest's fields (``None``: there is none).
+        wanted: Output kind -> the options this run writes it with.
+        output: The output folder, for the message.
+        overwrite: Whether the run replaces every output (then nothing is refused).
+
+    Raises:
+        ConfigError: when the folder holds outputs of a kind this run writes made with other
+            settings, unless ``overwrite``.
+
+    Example:
+        >>> check_previous({"output_options": {"panel": {"legend": True}}},
+        ...                {"labels": {"model": "m"}}, output="out", overwrite=False)
+        {'labels': {'model': 'm'}, 'panel': {'legend': True}}
+    """
+    recorded: dict[str, Any] = dict(wanted)
+    before = None if head is None else head.get("output_options")
+    if not isinstance(before, dict):
+        return recorded
+    # Files of kinds this run does not write stay on disk: keep their record.
+    for kind, record in before.items():
+        if kind in OUTPUT_KINDS and kind not in recorded:
+            recorded[kind] = record
+    if overwrite:
+        return recorded
+    changed: dict[str, str] = {}
+    for kind, options in wanted.items():
+        record = before.get(kind)
+        if not isinstance(record, dict):
+            continue
+        for key, value in options.items():
+            if key in record and record[key] != value:
+                changed[key] = f"{key} {record[key]!r} -> {value!r}"
+    if changed:
+        raise ConfigError(
+            f"{output} holds outputs made with other options ({', '.join(changed.values())});"
+            " pass --overwrite to replace them, or choose another output folder"
+        )
+    return recorded
+
+
+def kept_fields(
+    before: Mapping[str, Any] | None,
+) -> tuple[str | None, dict[str, Any] | None, tuple[str, ...]]:
+    """``mode``, ``class_areas`` and ``notes`` of an input whose outputs are kept, from what
+    the earlier manifest said of it (``before``; ``None``: nothing), checked.
+
+    Example:
+        >>> kept_fields({"mode": "RGB", "class_areas": [], "notes": [ALREADY_PRESENT, "x"]})
+        ('RGB', None, ('x',))
+    """
+    if before is None:
+        return None, None, ()
+    mode, areas = before.get("mode"), before.get("class_areas")
+    notes = tuple(str(n) for n in before.get("notes") or () if n != ALREADY_PRESENT)
+    return (
+        mode if isinstance(mode, str) else None,
+        areas if isinstance(areas, dict) else None,
+        notes,
+    )
 
 
 class ResumeChecker:
@@ -44,30 +119,11 @@ class ResumeChecker:
     def check_previous_run(self) -> None:
         """Load the last manifest; refuse to mix its files with ones made differently."""
         out = self.writer.out
-        self.output_options = {kind: self.kind_options(kind) for kind in self.options.outputs}
+        wanted = {kind: self.kind_options(kind) for kind in self.options.outputs}
         self.previous = PreviousManifest(out / MANIFEST_NAME)
-        before = self.previous.head.get("output_options")
-        if not isinstance(before, dict):
-            return
-        # Files of kinds this run does not write stay on disk: keep their record.
-        for kind, record in before.items():
-            if kind in OUTPUT_KINDS and kind not in self.output_options:
-                self.output_options[kind] = record
-        if self.options.overwrite:
-            return
-        changed: dict[str, str] = {}
-        for kind in self.options.outputs:
-            record = before.get(kind)
-            if not isinstance(record, dict):
-                continue
-            for key, value in self.kind_options(kind).items():
-                if key in record and record[key] != value:
-                    changed[key] = f"{key} {record[key]!r} -> {value!r}"
-        if changed:
-            raise ConfigError(
-                f"{out} holds outputs made with other options ({', '.join(changed.values())});"
-                " pass --overwrite to replace them, or choose another output folder"
-            )
+        self.output_options = check_previous(
+            self.previous.head, wanted, output=out, overwrite=self.options.overwrite
+        )
 
     def kinds_to_write(
         self, file: InputFile
@@ -108,19 +164,15 @@ class ResumeChecker:
     ) -> ManifestEntry:
         """The entry of an input whose outputs are all kept: what the earlier run said of it."""
         before = self.previous.entry(str(file.name)) if self.previous else None
-        mode = areas = None
-        notes: tuple[str, ...] = ()
-        if before is not None:
-            mode, areas = before.get("mode"), before.get("class_areas")
-            notes = tuple(str(n) for n in before.get("notes") or () if n != ALREADY_PRESENT)
+        mode, areas, notes = kept_fields(before)
         return ManifestEntry(
             input=str(file.path),
             name=str(file.name),
             status="skipped",
             outputs=relpaths,
             size=size,
-            mode=mode if isinstance(mode, str) else None,
-            class_areas=areas if isinstance(areas, dict) else None,
+            mode=mode,
+            class_areas=areas,
             timing={"check": seconds},
             notes=(ALREADY_PRESENT, *notes),
         )

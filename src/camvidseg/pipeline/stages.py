@@ -4,10 +4,10 @@ backend, one call at a time) and encode (post-process, write the outputs)."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import attrs
 import numpy as np
@@ -23,6 +23,13 @@ from camvidseg.pipeline.outputs import OutputWriter
 from camvidseg.pipeline.resume import ResumeChecker
 from camvidseg.postprocess import ChannelLayout
 from camvidseg.segmenter import Segmentation, Segmenter
+
+__all__ = [
+    "MAX_INITIAL_MODEL_FAILURES",
+    "MODEL_THREADS",
+    "error_text",
+    "image_notes",
+]
 
 log = logging.getLogger("camvidseg")
 
@@ -49,7 +56,13 @@ class Prepared:
     entry: ManifestEntry | None = None
 
 
-def _notes(loaded: LoadedImage) -> tuple[str, ...]:
+def image_notes(loaded: LoadedImage) -> tuple[str, ...]:
+    """What was done to an image on the way in, as the manifest words it.
+
+    Example:
+        >>> image_notes(LoadedImage(np.zeros((1, 1, 3), np.uint8), mode="LA", transparency=True))
+        ('converted from mode LA', 'transparency ignored (colours of transparent pixels used)')
+    """
     notes: list[str] = []
     if loaded.frames > 1:
         notes.append(f"animated: first frame used (of {loaded.frames})")
@@ -64,11 +77,21 @@ def _notes(loaded: LoadedImage) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def _error_text(path: Path, exc: BaseException) -> str:
+def error_text(path: str | os.PathLike[str], exc: BaseException) -> str:
+    """One line naming the input ``path`` (a local path or a URI) and the error.
+
+    Example:
+        >>> error_text("in/a.png", ValueError("bad"))
+        'in/a.png: ValueError: bad'
+        >>> from camvidseg.exceptions import InvalidImageError
+        >>> error_text("in/a.png", InvalidImageError("in/a.png: empty file"))
+        'in/a.png: empty file'
+    """
+    name = os.fspath(path)
     message = str(exc) or type(exc).__name__
     if isinstance(exc, CamVidSegError):
-        return message if message.startswith(str(path)) else f"{path}: {message}"
-    return f"{path}: {type(exc).__name__}: {message}"
+        return message if message.startswith(name) else f"{name}: {message}"
+    return f"{name}: {type(exc).__name__}: {message}"
 
 
 # -- decode ------------------------------------------------------------------------------------
@@ -99,7 +122,7 @@ class DecodeStage:
                 input=str(file.path),
                 name=str(file.name),
                 status="error",
-                error=_error_text(file.path, exc),
+                error=error_text(file.path, exc),
                 timing={"decode": time.perf_counter() - started},
             )
             log.debug("decoding %s failed", file.path, exc_info=not isinstance(exc, CamVidSegError))
@@ -141,6 +164,11 @@ class OneCallAtATime:
         """The wrapped backend's thread count (recorded in the manifest)."""
         threads: int | None = getattr(self._backend, "threads", None)
         return threads
+
+    @property
+    def label_set(self) -> object:
+        """The wrapped model's own label set (a fine-tuned head's), or ``None``."""
+        return getattr(self._backend, "label_set", None)
 
     def predict(self, batch: NDArray[np.float32]) -> Scores:
         with self._lock:
@@ -233,7 +261,7 @@ class ModelStage:
                     input=str(failed.file.path),
                     name=str(failed.file.name),
                     status="error",
-                    error=_error_text(failed.file.path, exc),
+                    error=error_text(failed.file.path, exc),
                     timing=failed.timing,
                 ),
             )
@@ -306,7 +334,7 @@ class EncodeStage:
                 mode=loaded.mode,
                 class_areas={k: round(v, 6) for k, v in seg.class_areas().items()},
                 timing=prepared.timing,
-                notes=_notes(loaded),
+                notes=image_notes(loaded),
             )
         except Exception as exc:
             prepared.timing["encode"] = time.perf_counter() - started
@@ -315,10 +343,10 @@ class EncodeStage:
                 input=str(file.path),
                 name=str(file.name),
                 status="error",
-                error=_error_text(file.path, exc),
+                error=error_text(file.path, exc),
                 size=loaded.size,
                 mode=loaded.mode,
                 timing=prepared.timing,
-                notes=_notes(loaded),
+                notes=image_notes(loaded),
             )
         self._record(prepared.index, entry)

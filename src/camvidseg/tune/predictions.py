@@ -25,6 +25,7 @@ from camvidseg.groundtruth import (
     read_ground_truth,
 )
 from camvidseg.imageio import open_image
+from camvidseg.labelset import model_label_set
 from camvidseg.metrics import EvaluationProblem
 from camvidseg.palette import CamVidPalette
 from camvidseg.postprocess import ChannelLayout
@@ -65,13 +66,18 @@ def split_files(images: list[Path], truth: list[Path]) -> tuple[list[Path], list
 
 
 def cache_settings(base: SegmentConfig) -> dict[str, Any]:
-    return {
+    settings: dict[str, Any] = {
         "max_side": base.max_side,
         "tile": base.tile,
         "overlap": base.overlap,
         "drop_void": base.drop_void,
         "max_pixels": DEFAULT_MAX_PIXELS,
     }
+    if base.head is not None:  # a head's predictions are another model's
+        from camvidseg.backends.head import head_identity
+
+        settings["head"] = head_identity(base.head)
+    return settings
 
 
 @attrs.frozen
@@ -109,10 +115,11 @@ class Predictor:
                 self._backend = model if isinstance(model, Backend) else model()
             scale, flip = view
             tta = None if view == IDENTITY_VIEW else _OneView(flip=flip, scales=(scale,))
-            # The cache holds CamVid-32 scores of one view, before any post-processing.
+            # The cache holds the model's own scores (CamVid-32, or a head's classes) of one
+            # view, before any post-processing.
             self._segmenters[view] = self._base.build_segmenter(
                 self._backend,
-                palette=CamVidPalette.camvid32(),
+                palette=self.model_palette(),
                 tta=tta,
                 cleanup=None,
                 min_confidence=None,
@@ -120,6 +127,15 @@ class Predictor:
                 keep_image=False,
             )
         return self._segmenters[view]
+
+    def model_palette(self) -> CamVidPalette:
+        """The label set of the cached labels: the model's own (a head's), else CamVid-32."""
+        label_set = None if self._backend is None else model_label_set(self._backend)
+        if label_set is None and self._base.head is not None:
+            from camvidseg.backends.head import read_head_info
+
+            label_set = read_head_info(self._base.head).label_set
+        return CamVidPalette.camvid32() if label_set is None else label_set.to_palette()
 
     def fill(self, entries: Sequence[TuneImage], views: Sequence[View], progress: bool) -> None:
         """Compute and store every view of ``entries`` the cache does not hold yet."""

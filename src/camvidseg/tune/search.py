@@ -84,7 +84,7 @@ def _evaluate(
     progress: bool,
 ) -> dict[tuple[TTAConfig | None, CleanupConfig], NDArray[np.int64]]:
     """One pass over the cache: confusion counts of every candidate at every threshold."""
-    source = CamVidPalette.camvid32()
+    source = predictor.model_palette()
     counts: dict[tuple[TTAConfig | None, CleanupConfig], NDArray[np.int64]] = {}
     for entry in tqdm(entries, desc="searching", unit="image", disable=not progress, leave=False):
         truth = read_ground_truth(
