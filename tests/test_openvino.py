@@ -4,6 +4,7 @@ hand-built OpenVINO graphs (tie rules)."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -154,6 +155,25 @@ def test_empty_conversion_result_is_refused_and_nothing_written(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_failed_conversion_leaves_the_root_logger_alone(
+    fake_savedmodel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """openvino.convert_model sets the root logger to ERROR and restores it only on success."""
+    from camvidseg.backends import convert
+
+    def failing_convert(*args: object, **kwargs: object) -> None:
+        logging.getLogger().setLevel(logging.ERROR)
+        logging.getLogger().addFilter(logging.Filter("ovc"))
+        raise RuntimeError("Check 'false' failed: conversion went wrong")
+
+    root = logging.getLogger()
+    level, filters = root.level, list(root.filters)
+    monkeypatch.setattr(ov, "convert_model", failing_convert)
+    with pytest.raises(convert.ConversionError, match="conversion went wrong"):
+        convert.convert_to_openvino(str(fake_savedmodel), tmp_path / "out")
+    assert (root.level, root.filters) == (level, filters)
+
+
 @pytest.mark.slow
 def test_an_operation_openvino_lacks_is_named(tmp_path: Path) -> None:
     import tensorflow as tf
@@ -166,11 +186,13 @@ def test_an_operation_openvino_lacks_is_named(tmp_path: Path) -> None:
             return tf.nn.softmax(tf.math.igamma(images + 1.0, images + 1.0), axis=-1)
 
     tf.saved_model.save(Odd(), str(tmp_path / "odd"))
+    level = logging.getLogger().level
     with pytest.raises(
         ConversionError, match=r"cannot convert the TensorFlow operation\(s\) Igamma"
     ):
         convert_to_openvino(str(tmp_path / "odd"), tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["odd"]
+    assert logging.getLogger().level == level  # OpenVINO's own failure path leaves it at ERROR
 
 
 def finetuned_export(saved: Path, folder: Path, channels: int) -> dict[str, Any]:

@@ -18,12 +18,14 @@ Example (needs TensorFlow and OpenVINO)::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -217,9 +219,28 @@ def _check_label_channels(expected: int | None, channels: int | None, source: st
         )
 
 
+@contextlib.contextmanager
+def _root_logger_kept() -> Iterator[None]:
+    """Restore the root logger's level, filters and handlers afterwards.
+
+    ``openvino.convert_model`` sets the root logger to ERROR (and adds a filter) while it runs
+    and restores it only when it succeeds: a failed conversion would otherwise silence every
+    warning of the host program from then on.
+    """
+    root = logging.getLogger()
+    level, filters, handlers = root.level, list(root.filters), list(root.handlers)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.filters[:] = filters
+        root.handlers[:] = handlers
+
+
 def _convert(ov: Any, concrete: Any, what: str) -> Any:
     try:
-        model = ov.convert_model(concrete)
+        with _root_logger_kept():
+            model = ov.convert_model(concrete)
     except Exception as exc:  # OpConversionFailure and others derive from Exception only
         message = str(exc)
         ops = unconverted_ops(message)
