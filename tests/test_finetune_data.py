@@ -441,4 +441,7 @@ def test_class_weight_properties(counts: list[int]) -> None:
         assert np.allclose(totals, totals[0])
         assert totals.sum() == pytest.approx(pixels.sum())
         median = class_weights("median-freq", pixels, BLOCKS)[:3][present]
-        assert float(np.median(median)) == pytest.approx(1.0)
+        if present.sum() % 2 == 1:
+            # median(freq) / freq: the class of median frequency weighs exactly 1 (with an even
+            # number of classes the median is the mean of two and no class need weigh 1).
+            assert float(np.median(median)) == pytest.approx(1.0)

@@ -173,7 +173,7 @@ class MirrorNames(beam.PTransform[PCollection[MatchedFile], _Pair]):
     ``input``), as does a path with an unsafe part. Only names travel in the shuffle that finds
     them, never images.
 
-    Returns:
+    Output:
         ``(named, dead_letters)``.
     """
 
@@ -241,7 +241,7 @@ class ReadImages(beam.PTransform[PBegin | PCollection[str], _Pair]):
         pattern: A file pattern, when applied to a pipeline.
         max_pixels: Refuse images with more pixels, from the header, before decoding them.
 
-    Returns:
+    Output:
         ``(images, dead_letters)``: one dead letter per file that could not be fetched (stage
         ``read``) or decoded (stage ``decode``: not an image, damaged, truncated, too large).
     """
@@ -305,7 +305,7 @@ class Segment(beam.PTransform[PCollection[KeyedImage], _Pair]):
         handler: The model handler.
         model_identifier: Shares one loaded model between RunInference steps with the same id.
 
-    Returns:
+    Output:
         ``(segmented, dead_letters)``: :class:`Segmented` and :class:`DeadLetter` records.
     """
 
@@ -399,7 +399,7 @@ class WriteOutputs(beam.PTransform[PCollection[Segmented], _Pair]):
         options: Which outputs and how (only the output fields of
             :class:`~camvidseg.pipeline.RunOptions` are used).
 
-    Returns:
+    Output:
         ``(entries, dead_letters)``: a :class:`~camvidseg.pipeline.ManifestEntry` per image
         written, a dead letter (stage ``write``) per image that could not be.
     """
