@@ -25,9 +25,9 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite with the TensorFlow, Beam and video extras (the fake SavedModel path
-    included)."""
-    session.install("-e", ".[tf,beam,dev,video]")
+    """The test suite with the TensorFlow, Beam, video and OpenVINO extras (the fake SavedModel
+    path included)."""
+    session.install("-e", ".[tf,beam,dev,video,openvino]")
     session.run("pytest", "--cov=camvidseg", "--cov-report=term", *session.posargs)
 
 

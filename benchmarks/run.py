@@ -21,6 +21,7 @@ import argparse
 import datetime
 import importlib
 import inspect
+import re
 import sys
 import time
 import traceback
@@ -44,6 +45,21 @@ def discover() -> list[str]:
         for path in HERE.glob("*.py")
         if not path.stem.startswith("_") and path.stem != "run"
     )
+
+
+def _by_default(name: str) -> bool:
+    """Whether a plain ``run.py`` runs benchmark ``name`` (``RUN_BY_DEFAULT = False`` in a module
+    keeps a long one, such as ``backends``, for when it is named)."""
+    return bool(getattr(importlib.import_module(f"benchmarks.{name}"), "RUN_BY_DEFAULT", True))
+
+
+def _kept_sections(path: Path) -> str:
+    """Sections of ``path`` that other scripts maintain (between ``<!-- NAME: start -->`` and
+    ``<!-- NAME: end -->``, e.g. ``backends.py --write-docs``), kept when the table is rewritten."""
+    if not path.exists():
+        return ""
+    pattern = re.compile(r"<!-- (\S+): start -->.*?<!-- \1: end -->", re.DOTALL)
+    return "".join("\n" + m.group(0) + "\n" for m in pattern.finditer(path.read_text("utf8")))
 
 
 def run_one(name: str, repeat: int = 1) -> list[Row]:
@@ -163,13 +179,14 @@ def main(argv: list[str] | None = None) -> int:
             f"unknown benchmark(s) {', '.join(unknown)} (available: {', '.join(available)})"
         )
     rows: list[Row] = []
-    for name in args.names or available:
+    for name in args.names or [n for n in available if _by_default(n)]:
         rows += run_one(name, max(1, args.repeat))
     print_rows(rows)
     if args.write_docs:
         when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         DOCS.parent.mkdir(parents=True, exist_ok=True)
-        DOCS.write_text(markdown(rows, machine_info(), when), encoding="utf8")
+        kept = _kept_sections(DOCS)
+        DOCS.write_text(markdown(rows, machine_info(), when) + kept, encoding="utf8")
         print(f"wrote {DOCS}", file=sys.stderr)
     missed = [r for r in rows if r.get("met") is False]
     if missed:

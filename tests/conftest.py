@@ -34,6 +34,17 @@ def fake_savedmodel_32(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_fake_savedmodel(tmp_path_factory.mktemp("models") / "fake32", channels=32)
 
 
+@pytest.fixture(scope="session")
+def fake_openvino(fake_savedmodel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``fake_savedmodel`` converted to an OpenVINO IR folder (with ``get_features``)."""
+    pytest.importorskip("openvino")
+    from camvidseg.backends.convert import convert_to_openvino
+
+    out = tmp_path_factory.mktemp("openvino") / "fake33"
+    convert_to_openvino(str(fake_savedmodel), out, features=True)
+    return out
+
+
 @pytest.fixture
 def isolated_groupings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Groupings registered by the test are gone after it (the registry is process-wide)."""

@@ -183,6 +183,8 @@ def test_flags_apply_by_field_name() -> None:
         "overlap",
         "tta",
         "min_confidence",
+        "precision",
+        "threads",
         "head",
     }
     # A flag named after a field overrides it with no code of its own in config_from_args.

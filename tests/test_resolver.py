@@ -87,7 +87,7 @@ class _IRFolder(Resolver):
 
 
 def test_builtin_order() -> None:
-    assert [r.name for r in resolvers()] == ["fake", "savedmodel", "url", "kaggle"]
+    assert [r.name for r in resolvers()] == ["fake", "openvino", "savedmodel", "url", "kaggle"]
 
 
 @pytest.mark.parametrize(
@@ -210,8 +210,15 @@ def test_a_registered_resolver_wins() -> None:
 
 
 def test_register_before_a_named_resolver(tmp_path: Path) -> None:
-    register_resolver(_IRFolder(), before="savedmodel")
-    assert [r.name for r in resolvers()] == ["fake", "ir-folder", "savedmodel", "url", "kaggle"]
+    register_resolver(_IRFolder(), before="openvino")
+    assert [r.name for r in resolvers()] == [
+        "fake",
+        "ir-folder",
+        "openvino",
+        "savedmodel",
+        "url",
+        "kaggle",
+    ]
     (tmp_path / "ir").mkdir()
     (tmp_path / "ir" / "model.xml").write_text("<net/>")
     (tmp_path / "saved").mkdir()
@@ -219,20 +226,22 @@ def test_register_before_a_named_resolver(tmp_path: Path) -> None:
     assert open_backend(tmp_path / "ir").name == "opened-by-custom"
     assert resolver_for(tmp_path / "saved").name == "savedmodel"
     # Registering under the same name again replaces it (idempotent imports).
-    register_resolver(_IRFolder(), before="savedmodel")
+    register_resolver(_IRFolder(), before="openvino")
     assert [r.name for r in resolvers()].count("ir-folder") == 1
     reset_resolvers()
-    assert resolver_for(tmp_path / "ir").name == "savedmodel"
+    assert resolver_for(tmp_path / "ir").name == "openvino"  # the built-in one
 
 
 def test_registering_checks_its_arguments() -> None:
     with pytest.raises(ConfigError, match=r"resolver must be a Resolver \(got 'fake:'\)"):
         register_resolver("fake:")  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="before must be one of fake, savedmodel, url, kaggle"):
-        register_resolver(_IRFolder(), before="openvino")
+    with pytest.raises(
+        ConfigError, match="before must be one of fake, openvino, savedmodel, url, kaggle"
+    ):
+        register_resolver(_IRFolder(), before="nope")
     with pytest.raises(ConfigError, match="resolver name must be one of"):
         unregister_resolver("nope")
-    assert [r.name for r in resolvers()] == ["fake", "savedmodel", "url", "kaggle"]
+    assert [r.name for r in resolvers()] == ["fake", "openvino", "savedmodel", "url", "kaggle"]
 
 
 # -- options ---------------------------------------------------------------------------------------
@@ -243,7 +252,11 @@ def test_registering_checks_its_arguments() -> None:
     [
         ({"timeout": 0}, r"timeout must be a number > 0 \(got 0\)"),
         ({"timeout": float("nan")}, r"timeout must be a number > 0"),
-        ({"precision": "bf16"}, r"precision must be one of fp32 \(got 'bf16'\)"),
+        ({"precision": "fp16"}, r"precision must be fp32 or bf16 \(got 'fp16'\)"),
+        (
+            {"precision": "bf16"},
+            r"precision \(with a fake model.*\) must be one of fp32 \(got 'bf16'\)",
+        ),
         ({"threads": 0}, r"threads must be an integer >= 1 or null \(got 0\)"),
         ({"input_multiple": 0}, r"input_multiple must be an integer >= 1 \(got 0\)"),
         ({"cache_dir": 3}, r"cache_dir must be a folder path or null \(got 3\)"),
@@ -274,7 +287,7 @@ def test_a_missing_local_path_lists_every_kind_tried(tmp_path: Path) -> None:
     assert message.startswith(f"cannot open model {str(missing)!r}: there is no file or folder")
     for resolver in resolvers():
         assert resolver.description in message
-    assert message.index("1. a fake model") < message.index("2. a local SavedModel folder")
+    assert message.index("1. a fake model") < message.index("3. a local SavedModel folder")
     with pytest.raises(ModelLoadError, match="cannot open model 'models/hrnet'"):
         SegmentConfig(model="models/hrnet").build_segmenter()
 

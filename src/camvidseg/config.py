@@ -46,6 +46,7 @@ import attrs
 
 from camvidseg import validators
 from camvidseg.backends.handles import DEFAULT_TIMEOUT
+from camvidseg.backends.precision import PRECISIONS
 from camvidseg.cleanup import CleanupConfig
 from camvidseg.exceptions import ConfigError
 from camvidseg.imageio import atomic_write
@@ -111,6 +112,8 @@ def _to_min_confidence(value: object) -> object:
 _POSITIVE_OR_NULL = validators.optional(validators.int_range(1))
 _STRING = validators.instance_of(str, "a string")
 _OBJECT = validators.optional(validators.instance_of(Mapping, "an object"))
+#: A setting added after format version 1 that the model is opened with (not a Segmenter one).
+_LOAD_OPTION: Mapping[str, object] = {**ADDED_LATER, **NOT_A_SEGMENTER_ARGUMENT}
 
 
 @attrs.frozen
@@ -137,6 +140,9 @@ class SegmentConfig:
         min_confidence: Pixels whose top-class confidence is lower become unlabelled (255),
             after the cleanup. Under the evaluation protocol an abstained pixel is a miss, so
             this can never raise pixel accuracy.
+        precision: Inference precision, ``"fp32"`` (default) or ``"bf16"`` (CPUs with
+            avx512_bf16 or AMX; an error elsewhere), set explicitly for every backend.
+        threads: Inference threads (``None``: the backend's default, all cores).
         description: Free text (``camvidseg tune`` records what it measured).
         head: A head folder written by ``camvidseg finetune`` (added later: written only when
             set): the model's features go through it and the outputs are its classes. With a
@@ -170,6 +176,12 @@ class SegmentConfig:
         default=None,
         converter=_to_min_confidence,
         validator=validators.optional(validators.in_range(0, 1)),
+    )
+    precision: str = attrs.field(
+        default="fp32", validator=validators.in_(PRECISIONS), metadata=_LOAD_OPTION
+    )
+    threads: int | None = attrs.field(
+        default=None, validator=_POSITIVE_OR_NULL, metadata=_LOAD_OPTION
     )
     description: str = attrs.field(default="", validator=_STRING, metadata=NOT_A_SEGMENTER_ARGUMENT)
     head: str | None = attrs.field(
@@ -310,7 +322,11 @@ class SegmentConfig:
         merged = {**self.segmenter_options(), **options}
         if backend is None:
             backend = open_backend(
-                self.model or default_model, cache_dir=cache_dir, timeout=timeout
+                self.model or default_model,
+                cache_dir=cache_dir,
+                timeout=timeout,
+                precision=self.precision,
+                threads=self.threads,
             )
         if self.head is not None:
             from camvidseg.backends.head import HeadBackend, attach_head

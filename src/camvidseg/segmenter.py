@@ -446,17 +446,22 @@ class Segmenter:
         cache_dir: str | os.PathLike[str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         input_multiple: int = 1,
+        precision: str = "fp32",
+        threads: int | None = None,
         head: str | os.PathLike[str] | None = None,
         **options: Any,
     ) -> Segmenter:
         """Open a model handle with :func:`camvidseg.backends.open_backend` and wrap it.
 
         Args:
-            handle: tfhub.dev URL (default), Kaggle Models handle, a local SavedModel folder, or
-                a fake model (``fake:33``, ``fake:32``, ``fake:noisy``).
+            handle: tfhub.dev URL (default), Kaggle Models handle, a local SavedModel folder, an
+                OpenVINO IR folder (``camvidseg model convert``; runs without TensorFlow), or a
+                fake model (``fake:33``, ``fake:32``, ``fake:noisy``).
             cache_dir: TF Hub cache (default ``$TFHUB_CACHE_DIR``, else ``$TMPDIR/tfhub_modules``).
             timeout: Seconds a network read may stall before the load fails.
             input_multiple: Pad inputs so H and W are multiples of this (1: any size).
+            precision: ``"fp32"`` (default) or ``"bf16"`` (CPUs with avx512_bf16 or AMX).
+            threads: Inference threads (default: the backend's, all cores).
             head: A head folder written by ``camvidseg finetune``: the outputs are its classes
                 (its label set becomes the default ``palette``). Refused if it was trained on
                 another backbone.
@@ -465,6 +470,7 @@ class Segmenter:
         Raises:
             ModelLoadError: when the model cannot be found or loaded; the message lists what was
                 tried and how to point at a local copy or a cache folder.
+            ConfigError: for bf16 on a CPU without native bfloat16.
 
         Example:
             >>> Segmenter.from_hub("fake:32", batch_size=2).backend.name
@@ -473,7 +479,12 @@ class Segmenter:
         from camvidseg.backends.resolver import open_backend
 
         backend = open_backend(
-            handle, cache_dir=cache_dir, timeout=timeout, input_multiple=input_multiple
+            handle,
+            cache_dir=cache_dir,
+            timeout=timeout,
+            precision=precision,
+            threads=threads,
+            input_multiple=input_multiple,
         )
         if head is not None:
             from camvidseg.backends.head import attach_head

@@ -7,6 +7,7 @@ the default model in ``--help`` without importing anything heavy. Opening a hand
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -16,12 +17,15 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "FAKE_PREFIX",
     "KAGGLE_HANDLE",
+    "OPENVINO_XML",
     "HandleKind",
     "classify_handle",
     "is_fake_handle",
     "is_kaggle_handle",
+    "is_openvino_folder",
     "is_url",
     "model_identity",
+    "openvino_folder",
 ]
 
 #: The published model (tfhub.dev redirects to Kaggle Models). The one definition: every other
@@ -35,6 +39,9 @@ DEFAULT_TIMEOUT = 30.0
 #: Handles of the deterministic fake models (``fake:33``, ``fake:32``, ``fake:noisy``), which are
 #: only ever used when asked for by name.
 FAKE_PREFIX = "fake:"
+
+#: The network file of an OpenVINO IR folder (``camvidseg model convert --to openvino``).
+OPENVINO_XML = "model.xml"
 
 HandleKind = Literal["path", "url", "kaggle"]
 _URL_RE = re.compile(r"^(https?|gs)://")
@@ -87,6 +94,31 @@ def is_kaggle_handle(handle: str) -> bool:
         (True, False)
     """
     return _KAGGLE_RE.match(handle) is not None and not handle.startswith((".", "/", "~"))
+
+
+def openvino_folder(handle: str | os.PathLike[str]) -> Path | None:
+    """The OpenVINO IR folder ``handle`` names (the folder, or its ``model.xml``), else ``None``.
+
+    Looks at the files only: a folder holding ``model.xml``.
+
+    Example:
+        >>> openvino_folder(DEFAULT_HANDLE) is None
+        True
+    """
+    text = os.fspath(handle)
+    if is_url(text) or is_fake_handle(text):
+        return None
+    path = Path(text).expanduser()
+    if path.name == OPENVINO_XML and path.is_file():
+        return path.parent
+    if (path / OPENVINO_XML).is_file():
+        return path
+    return None
+
+
+def is_openvino_folder(handle: str | os.PathLike[str]) -> bool:
+    """Whether ``handle`` names an OpenVINO IR folder (see :func:`openvino_folder`)."""
+    return openvino_folder(handle) is not None
 
 
 def classify_handle(handle: str) -> HandleKind:

@@ -6,9 +6,11 @@ and opens it (:meth:`Resolver.open`). :func:`open_backend` asks the registered r
 order and opens the handle with the first that takes it. The built-in order is:
 
 1. ``fake:...``: the deterministic fake models (:mod:`camvidseg.backends.fake`);
-2. a local SavedModel folder (anything that exists on disk);
-3. a URL (``https://``, ``http://``, ``gs://``; tfhub.dev redirects to Kaggle Models);
-4. a Kaggle Models handle ``OWNER/MODEL/FRAMEWORK/VARIATION[/VERSION]`` (needs ``kagglehub``).
+2. an OpenVINO IR folder (``model.xml``, from ``camvidseg model convert``; never imports
+   TensorFlow, see :mod:`camvidseg.backends.openvino`);
+3. a local SavedModel folder (anything else that exists on disk);
+4. a URL (``https://``, ``http://``, ``gs://``; tfhub.dev redirects to Kaggle Models);
+5. a Kaggle Models handle ``OWNER/MODEL/FRAMEWORK/VARIATION[/VERSION]`` (needs ``kagglehub``).
 
 :func:`register_resolver` adds a resolver: first by default (so it wins), or just before a
 named built-in (``before="savedmodel"`` for another kind of model folder). Nothing else in
@@ -37,8 +39,10 @@ from camvidseg.backends.handles import (
     DEFAULT_TIMEOUT,
     is_fake_handle,
     is_kaggle_handle,
+    is_openvino_folder,
     is_url,
 )
+from camvidseg.backends.precision import PRECISIONS
 from camvidseg.exceptions import ConfigError, ModelLoadError
 
 if TYPE_CHECKING:
@@ -50,6 +54,7 @@ __all__ = [
     "FakeResolver",
     "KaggleResolver",
     "OpenOptions",
+    "OpenVINOResolver",
     "Resolver",
     "SavedModelResolver",
     "UrlResolver",
@@ -60,9 +65,6 @@ __all__ = [
     "resolvers",
     "unregister_resolver",
 ]
-
-#: Numeric precisions a backend may be asked for (a resolver lists those it can run).
-PRECISIONS: tuple[str, ...] = ("fp32",)
 
 
 def _to_cache_dir(value: str | os.PathLike[str] | None) -> Path | None:
@@ -164,7 +166,32 @@ def _load_tfhub(handle: str, options: OpenOptions) -> Backend:
         cache_dir=options.cache_dir,
         timeout=options.timeout,
         input_multiple=options.input_multiple,
+        precision=options.precision,
+        threads=options.threads,
     )
+
+
+class OpenVINOResolver(Resolver):
+    """A folder converted by ``camvidseg model convert --to openvino`` (``model.xml`` and
+    ``camvidseg_openvino.json``), run by OpenVINO without importing TensorFlow."""
+
+    name = "openvino"
+    description = "an OpenVINO IR folder (model.xml, from camvidseg model convert)"
+    precisions = PRECISIONS
+    takes_threads = True
+
+    def is_supported(self, handle: str) -> bool:
+        return is_openvino_folder(handle)
+
+    def open(self, handle: str, options: OpenOptions) -> Backend:
+        from camvidseg.backends.openvino import OpenVINOBackend
+
+        return OpenVINOBackend.load(
+            handle,
+            precision=options.precision,
+            threads=options.threads,
+            input_multiple=options.input_multiple,
+        )
 
 
 class SavedModelResolver(Resolver):
@@ -172,6 +199,8 @@ class SavedModelResolver(Resolver):
 
     name = "savedmodel"
     description = "a local SavedModel folder"
+    precisions = PRECISIONS
+    takes_threads = True
 
     def is_supported(self, handle: str) -> bool:
         return not is_url(handle) and Path(handle).expanduser().exists()
@@ -186,6 +215,8 @@ class UrlResolver(Resolver):
 
     name = "url"
     description = "a URL (https://, http://, gs://) such as " + DEFAULT_HANDLE
+    precisions = PRECISIONS
+    takes_threads = True
 
     def is_supported(self, handle: str) -> bool:
         return is_url(handle)
@@ -199,6 +230,8 @@ class KaggleResolver(Resolver):
 
     name = "kaggle"
     description = "a Kaggle Models handle OWNER/MODEL/FRAMEWORK/VARIATION[/VERSION]"
+    precisions = PRECISIONS
+    takes_threads = True
 
     def is_supported(self, handle: str) -> bool:
         return is_kaggle_handle(handle)
@@ -207,11 +240,12 @@ class KaggleResolver(Resolver):
         return _load_tfhub(handle, options)
 
 
-# The built-in order. Another kind of model folder (e.g. an OpenVINO IR folder) goes before
-# SavedModelResolver, which takes anything that exists on disk: add it here, or at run time
-# with register_resolver(resolver, before="savedmodel").
+# The built-in order. Another kind of model folder goes before SavedModelResolver, which takes
+# anything that exists on disk: add it here, or at run time with
+# register_resolver(resolver, before="savedmodel").
 _BUILTIN: tuple[Resolver, ...] = (
     FakeResolver(),
+    OpenVINOResolver(),
     SavedModelResolver(),
     UrlResolver(),
     KaggleResolver(),
@@ -296,8 +330,9 @@ def open_backend(
     """Open a model handle with the first resolver that takes it.
 
     Args:
-        handle: ``fake:33``/``fake:32``/``fake:noisy``, a local SavedModel folder, a tfhub.dev
-            URL or a Kaggle Models handle (``None``: :data:`DEFAULT_HANDLE`).
+        handle: ``fake:33``/``fake:32``/``fake:noisy``, an OpenVINO IR folder, a local
+            SavedModel folder, a tfhub.dev URL or a Kaggle Models handle (``None``:
+            :data:`DEFAULT_HANDLE`).
         cache_dir: TF Hub cache (default ``$TFHUB_CACHE_DIR``, else ``$TMPDIR/tfhub_modules``).
         timeout: Seconds a network read may stall before a download is abandoned.
         precision: One of :data:`PRECISIONS`.

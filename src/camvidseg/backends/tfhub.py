@@ -602,6 +602,8 @@ class TFHubBackend:
         *,
         input_multiple: int = 1,
         jit_compile: bool = True,
+        precision: str = "fp32",
+        threads: int | None = None,
         label_set: LabelSet | None = None,
     ) -> None:
         if not callable(getattr(model, "predict", None)):
@@ -614,6 +616,9 @@ class TFHubBackend:
         self._input_multiple = input_multiple
         self._jit_compile = jit_compile
         self._fused: dict[tuple[str, int], _FusedLabels] = {}
+        # As configured by load() (TensorFlow's settings are process-wide).
+        self.precision = precision
+        self.threads = threads
         self._label_set = label_set
 
     @classmethod
@@ -625,6 +630,8 @@ class TFHubBackend:
         timeout: float = DEFAULT_TIMEOUT,
         input_multiple: int = 1,
         jit_compile: bool = True,
+        precision: str = "fp32",
+        threads: int | None = None,
     ) -> TFHubBackend:
         """Load the model from a URL, a Kaggle Models handle or a local SavedModel folder.
 
@@ -635,13 +642,22 @@ class TFHubBackend:
             timeout: Seconds a network read may stall before giving up.
             input_multiple: See the class docstring.
             jit_compile: See the class docstring.
+            precision: ``"fp32"`` or ``"bf16"``; TensorFlow's setting is process-wide (see
+                :func:`camvidseg.backends.precision.configure_tensorflow`).
+            threads: TensorFlow's intra-op threads (default: all cores).
 
         Raises:
             ModelLoadError: listing what was tried and how to point at a local copy.
+            ConfigError: for bf16 on a CPU without native bfloat16.
         """
+        from camvidseg.backends.precision import check_settings, configure_tensorflow
+
         handle = str(handle)
         started = time.monotonic()
+        check_settings(precision, threads, "TensorFlow")
         folder = fetch(handle, cache_dir=cache_dir, timeout=timeout)
+        import_tensorflow()  # before configuring it: TF start-up output goes to the debug log
+        configure_tensorflow(precision, threads)
         metadata = read_model_metadata(folder)
         model = load_savedmodel(folder, handle)
         log.info("loaded %s in %.1f s", handle, time.monotonic() - started)
@@ -650,6 +666,8 @@ class TFHubBackend:
             handle,
             input_multiple=input_multiple,
             jit_compile=jit_compile,
+            precision=precision,
+            threads=threads,
             label_set=None if metadata is None else metadata.label_set,
         )
 

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from camvidseg.backends.handles import DEFAULT_TIMEOUT
+from camvidseg.cli import model_openvino
 from camvidseg.cli._common import (
     DEFAULT_MODEL,
     EXIT_OK,
@@ -24,6 +25,7 @@ _EXAMPLES = """examples:
   camvidseg model info
   camvidseg model info /models/camvid-hrnetv2-w48 --json
   camvidseg model verify /models/camvid-hrnetv2-w48
+  camvidseg model convert --to openvino -o hrnet-openvino   # run without TensorFlow
 """
 
 _DOWNLOAD_EXAMPLES = """examples:
@@ -126,6 +128,8 @@ def register(subparsers: Any) -> None:
     )
     _add_common(verify)
     verify.set_defaults(run=run, model_command="verify")
+    model_openvino.add_compare_options(verify)
+    model_openvino.register_convert(actions, _default_handle())
 
 
 class _Progress:
@@ -158,6 +162,9 @@ def run(args: argparse.Namespace) -> int:
     if command is None:
         args.model_parser.print_help(sys.stderr)
         return EXIT_USAGE
+    handled = model_openvino.run(args)  # convert, --compare-precision, OpenVINO folders
+    if handled is not None:
+        return handled
     from camvidseg import models
 
     if command == "info":

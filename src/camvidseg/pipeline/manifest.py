@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, overload
 import attrs
 
 from camvidseg._version import __version__
+from camvidseg.backends.precision import backend_settings
 from camvidseg.imageio import atomic_write
 from camvidseg.pipeline.options import RunOptions
 
@@ -417,6 +418,11 @@ def postprocessing_json(settings: SegmenterSettings) -> dict[str, Any]:
     }
 
 
+def _precision_and_threads(settings: SegmenterSettings) -> dict[str, Any]:
+    """``precision`` and ``threads`` of a Segmenter's backend, or of a SegmentConfig."""
+    return backend_settings(getattr(settings, "backend", settings))
+
+
 def kind_options(
     kind: str, options: RunOptions, settings: SegmenterSettings, model: str
 ) -> dict[str, Any]:
@@ -441,6 +447,9 @@ def kind_options(
         "min_confidence": settings.min_confidence,
         **postprocessing_json(settings),
     }
+    precision = _precision_and_threads(settings)["precision"]
+    if precision != "fp32":  # bf16 changes labels; fp32 keeps older manifests valid
+        common["precision"] = precision
     if kind == "overlay":
         common.update(
             alpha=options.alpha,
@@ -463,6 +472,7 @@ def options_json(options: RunOptions, settings: SegmenterSettings, model: str) -
         "max_side": settings.max_side,
         "min_confidence": settings.min_confidence,
         **postprocessing_json(settings),
+        **_precision_and_threads(settings),
         "outputs": list(options.outputs),
         "alpha": options.alpha,
         "overlay_format": options.overlay_format,

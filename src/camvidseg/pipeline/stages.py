@@ -155,6 +155,17 @@ class OneCallAtATime:
         return self._backend.input_multiple
 
     @property
+    def precision(self) -> str:
+        """The wrapped backend's precision (recorded in the manifest)."""
+        return str(getattr(self._backend, "precision", "fp32"))
+
+    @property
+    def threads(self) -> int | None:
+        """The wrapped backend's thread count (recorded in the manifest)."""
+        threads: int | None = getattr(self._backend, "threads", None)
+        return threads
+
+    @property
     def label_set(self) -> object:
         """The wrapped model's own label set (a fine-tuned head's), or ``None``."""
         return getattr(self._backend, "label_set", None)
