@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -47,7 +47,6 @@ from camvidseg.tta import TTAConfig, predict_with_tta, view_size
 from camvidseg.uncertainty import apply_min_confidence
 
 if TYPE_CHECKING:
-    from camvidseg.backends.base import FeatureBackend
     from camvidseg.video import TemporalSmoothing
 
 __all__ = ["DEFAULT_HANDLE", "DEFAULT_MAX_PIXELS", "DEFAULT_TILE", "Segmentation", "Segmenter"]
@@ -454,22 +453,19 @@ class Segmenter:
         """Open a model handle with :func:`camvidseg.backends.open_backend` and wrap it.
 
         Args:
-            handle: tfhub.dev URL (default), Kaggle Models handle, a local SavedModel folder, an
-                OpenVINO IR folder (``camvidseg model convert``; runs without TensorFlow), or a
-                fake model (``fake:33``, ``fake:32``, ``fake:noisy``).
+            handle: tfhub.dev URL (default), Kaggle Models handle, SavedModel folder, OpenVINO IR
+                folder (``camvidseg model convert``; no TensorFlow needed) or ``fake:33``/``32``.
             cache_dir: TF Hub cache (default ``$TFHUB_CACHE_DIR``, else ``$TMPDIR/tfhub_modules``).
             timeout: Seconds a network read may stall before the load fails.
             input_multiple: Pad inputs so H and W are multiples of this (1: any size).
             precision: ``"fp32"`` (default) or ``"bf16"`` (CPUs with avx512_bf16 or AMX).
             threads: Inference threads (default: the backend's, all cores).
-            head: A head folder written by ``camvidseg finetune``: the outputs are its classes
-                (its label set becomes the default ``palette``). Refused if it was trained on
-                another backbone.
+            head: A ``camvidseg finetune`` head folder: the outputs are its classes (its label
+                set is the default ``palette``); refused if trained on another backbone.
             **options: Passed to :class:`Segmenter` (``max_side``, ``batch_size``, ...).
 
         Raises:
-            ModelLoadError: when the model cannot be found or loaded; the message lists what was
-                tried and how to point at a local copy or a cache folder.
+            ModelLoadError: the model cannot be found or loaded (the message lists what was tried).
             ConfigError: for bf16 on a CPU without native bfloat16.
 
         Example:
@@ -485,11 +481,8 @@ class Segmenter:
             precision=precision,
             threads=threads,
             input_multiple=input_multiple,
+            head=head,
         )
-        if head is not None:
-            from camvidseg.backends.head import attach_head
-
-            return cls(attach_head(cast("FeatureBackend", backend), head), **options)
         return cls(backend, **options)
 
     def segment(self, image: ImageLike, *, return_scores: bool = False) -> Segmentation:
@@ -522,12 +515,9 @@ class Segmenter:
         temporal: str | TemporalSmoothing | None = None,
         **options: Any,
     ) -> Iterator[Segmentation]:
-        """Segment a video file, a folder of frames or an iterable of images, frame by frame.
-
-        Delegates to :func:`camvidseg.video.segment_video` (``temporal="ema"`` averages class
-        probabilities over time; ``rate=``, ``frames=`` as there). Video files need the
-        ``video`` extra (PyAV).
-        """
+        """Segment a video file, a folder of frames or images, frame by frame: delegates to
+        :func:`camvidseg.video.segment_video` (``temporal="ema"``, ``rate=``, ``frames=`` as
+        there; video files need the ``video`` extra)."""
         from camvidseg.video import segment_video
 
         return segment_video(self, source, temporal=temporal, **options)

@@ -29,7 +29,7 @@ import abc
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 import attrs
 
@@ -46,7 +46,7 @@ from camvidseg.backends.precision import PRECISIONS
 from camvidseg.exceptions import ConfigError, ModelLoadError
 
 if TYPE_CHECKING:
-    from camvidseg.backends.base import Backend
+    from camvidseg.backends.base import Backend, FeatureBackend
 
 __all__ = [
     "DEFAULT_HANDLE",
@@ -326,6 +326,7 @@ def open_backend(
     precision: str = "fp32",
     threads: int | None = None,
     input_multiple: int = 1,
+    head: str | os.PathLike[str] | None = None,
 ) -> Backend:
     """Open a model handle with the first resolver that takes it.
 
@@ -338,6 +339,8 @@ def open_backend(
         precision: One of :data:`PRECISIONS`.
         threads: CPU threads for backends that take a thread count (``None``: their default).
         input_multiple: Pad inputs so H and W are multiples of this (1: any size).
+        head: A head folder written by ``camvidseg finetune``, put on top of the model's
+            backbone features (refused if it was trained on another backbone).
 
     Raises:
         ModelLoadError: when no resolver takes the handle, or the model cannot be loaded; the
@@ -358,4 +361,9 @@ def open_backend(
     text = DEFAULT_HANDLE if handle is None else os.fspath(handle)
     resolver = resolver_for(text)
     resolver.check_options(options)
-    return resolver.open(text, options)
+    backend = resolver.open(text, options)
+    if head is None:
+        return backend
+    from camvidseg.backends.head import attach_head
+
+    return attach_head(cast("FeatureBackend", backend), head)
