@@ -13,6 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS: dict[str, int] = {
     **dict.fromkeys(
         [
+            "_signals",
             "_types",
             "_version",
             "exceptions",

@@ -8,7 +8,6 @@ import contextlib
 import logging
 import os
 import re
-import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -18,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from camvidseg._signals import sigint_deferred
 from camvidseg._types import Scores
 from camvidseg.exceptions import ConfigError
 from camvidseg.imageio import TEMP_PREFIX
@@ -72,23 +72,6 @@ def _output_lock(out: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-@contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Ignore Ctrl-C while the last outputs and the manifest are saved (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def note(signum: int, frame: object) -> None:
-        log.warning("still saving the manifest; it takes a moment")
-
-    previous = signal.signal(signal.SIGINT, note)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _remove_stale_temporaries(out: Path) -> int:
@@ -192,7 +175,7 @@ class _Run:
         except KeyboardInterrupt:
             status = "interrupted"
         finally:
-            with _sigint_deferred():
+            with sigint_deferred("saving the manifest"):
                 # Batches in the model finish and hand their results to the writers first.
                 decode_pool.shutdown(wait=True, cancel_futures=True)
                 model_pool.shutdown(wait=True, cancel_futures=True)

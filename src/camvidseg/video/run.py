@@ -14,10 +14,9 @@ import datetime
 import json
 import logging
 import queue
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
+from camvidseg._signals import sigint_deferred
 from camvidseg._types import ImageArray
 from camvidseg._version import __version__
 from camvidseg.exceptions import ConfigError, VideoDecodeError, VideoError
@@ -298,23 +298,6 @@ class _Worker:
             raise self.error
 
 
-@contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Ignore Ctrl-C while the output is being closed (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def note(signum: int, frame: object) -> None:
-        log.warning("still closing the video; it takes a moment")
-
-    previous = signal.signal(signal.SIGINT, note)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -376,7 +359,7 @@ def run_video(
         status = "interrupted"
     except BaseException as exc:
         status, error, failure = "error", str(exc) or type(exc).__name__, exc
-    with _sigint_deferred():
+    with sigint_deferred("closing the video"):
         results.close()
         try:
             worker.finish()
