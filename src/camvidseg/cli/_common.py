@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from typing import Any
 
 from camvidseg.backends.handles import DEFAULT_HANDLE, DEFAULT_TIMEOUT, FAKE_PREFIX
 from camvidseg.exceptions import CamVidSegError, ConfigError, ModelLoadError
@@ -162,3 +164,22 @@ def report_error(exc: CamVidSegError) -> int:
     if isinstance(exc, (ModelLoadError, ConfigError)):
         return EXIT_USAGE
     return EXIT_SOME_FAILED
+
+
+def progress_bar(total: int | None, unit: str) -> Any:
+    r"""A tqdm bar on stderr counting ``unit``\ s (callers make one on a terminal only)."""
+    from tqdm import tqdm
+
+    try:
+        width = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        width = 0
+    # Some terminals (fresh pseudo-terminals, serial consoles) report 0 columns: a fixed width.
+    return tqdm(
+        total=total,
+        unit=unit,
+        file=sys.stderr,
+        dynamic_ncols=width > 0,
+        ncols=None if width > 0 else 80,
+        smoothing=0.1,
+    )

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from collections import deque
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from camvidseg.cli._common import (
     add_verbosity,
     non_negative_int,
     positive_int,
+    progress_bar,
     report_error,
     unit_float,
 )
@@ -222,21 +222,7 @@ class _Progress:
     def __init__(self, total: int, *, enabled: bool) -> None:
         self.bar: Any = None
         if enabled:
-            from tqdm import tqdm
-
-            try:
-                width = os.get_terminal_size(sys.stderr.fileno()).columns
-            except (OSError, ValueError):
-                width = 0
-            # Some terminals (fresh pseudo-terminals, serial consoles) report 0 columns.
-            self.bar = tqdm(
-                total=total,
-                unit="img",
-                file=sys.stderr,
-                dynamic_ncols=width > 0,
-                ncols=None if width > 0 else 80,
-                smoothing=0.1,
-            )
+            self.bar = progress_bar(total, "img")
         self.failed = 0
 
     def error(self, message: str) -> None:

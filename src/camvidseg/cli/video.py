@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from camvidseg.cli._common import (
     add_verbosity,
     non_negative_int,
     positive_int,
+    progress_bar,
     report_error,
     unit_float,
 )
@@ -232,21 +232,7 @@ class _Progress:
     def __init__(self, total: int | None, *, enabled: bool) -> None:
         self.bar: Any = None
         if enabled:
-            from tqdm import tqdm
-
-            try:
-                width = os.get_terminal_size(sys.stderr.fileno()).columns
-            except (OSError, ValueError):
-                width = 0
-            # Fresh pseudo-terminals may report 0 columns: then a fixed width.
-            self.bar = tqdm(
-                total=total,
-                unit="frame",
-                file=sys.stderr,
-                dynamic_ncols=width > 0,
-                ncols=None if width > 0 else 80,
-                smoothing=0.1,
-            )
+            self.bar = progress_bar(total, "frame")
 
     def __call__(self, item: object) -> None:
         if self.bar is not None:
